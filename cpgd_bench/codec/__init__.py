@@ -1,1 +1,18 @@
-"""codec"""
+"""VVC codec layer: VVenC encoding, the patched-decoder dump tool, and coding priors in the store schema.
+
+    from cpgd_bench.codec import load_profile, extract_priors
+    coded = extract_priors(frames, load_profile("default"), workdir=Path("work"), name="seq")
+"""
+
+from .dump import decoder_version, dump_tool_path, frame_md5s, patch_sha256, run_dump
+from .encode import encode, encoder_version, ffmpeg_exe
+from .errors import CodecError
+from .priors import PRIOR_ARRAYS, CodedSequence, decode_priors, extract_priors
+from .profiles import CodecProfile, load_profile, profile_names
+from .records import DumpFrame
+
+__all__ = [
+    "PRIOR_ARRAYS", "CodecError", "CodecProfile", "CodedSequence", "DumpFrame", "decode_priors",
+    "decoder_version", "dump_tool_path", "encode", "encoder_version", "extract_priors", "ffmpeg_exe",
+    "frame_md5s", "load_profile", "patch_sha256", "profile_names", "run_dump",
+]

@@ -1,0 +1,352 @@
+/*
+ * vvc-dump: decode a raw VVC (.266) bitstream with FFmpeg's native decoder and stream, per output
+ * frame in display order, the decoded YUV planes, the motion-vector grid and the residual planes.
+ *
+ * Usage: vvc-dump [options] INPUT.266
+ *   -o FILE        write records to FILE ("-" = stdout; default)
+ *   --threads N    decoder threads (0 = auto, default)
+ *   --no-export    decode pixels only (no MVs, no residuals): the plain-decode baseline
+ *   --prediction   also write the prediction each residual was added to (test aid)
+ *   --md5          print "<index> <md5>" per frame of the cropped planes (as ffmpeg -f framemd5)
+ *   --null         decode (with or without export) and write nothing: for timing
+ *
+ * Record format (little-endian; parsed by cpgd_bench/codec/records.py):
+ *   file header : "CPGDVVC1" (8 bytes)
+ *   per frame   : "FRME", uint32 payload_bytes, then the payload:
+ *     int32 poc, uint8 slice_type (0 B, 1 P, 2 I), int8 qp, uint8 bit_depth, uint8 flags
+ *       (bit 0 LMCS used, bit 1 MVs present, bit 2 residuals present, bit 3 prediction present),
+ *     uint16 width, uint16 height (cropped picture), uint16 coded_width, uint16 coded_height,
+ *     then arrays, C order:
+ *     Y, Cb, Cr           uint16  (height, width), (ceil(h/2), ceil(w/2)) x 2     [cropped picture]
+ *     mv                  int16   (2, H4, W4, 2)  1/16 pel, (x, y), list 0 and 1  [if bit 1]
+ *     mv_ref              int16   (2, H4, W4)     reference POC - current POC, 0 = no MV
+ *     res Y, Cb, Cr       int16   coded size (coded_height, coded_width), half for chroma [if bit 2]
+ *     pred Y, Cb, Cr      uint16  as res; 0xFFFF where no residual was added         [if bit 3]
+ *   with H4 = ceil(coded_height / 4), W4 = ceil(coded_width / 4). IBC vectors are not motion between
+ *   pictures and are written as "no MV".
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/md5.h>
+#include <libavutil/opt.h>
+#ifndef VVC_DUMP_NO_EXPORT
+#include <libavutil/coding_residual.h>
+#include <libavutil/motion_vector.h>
+#define MV_FLAG_LIST1 (1 << 8)
+#define MV_FLAG_IBC   (1 << 9)
+#endif
+
+typedef struct Options {
+    const char *input, *output;
+    int threads, export, prediction, md5, null;
+} Options;
+
+static const char *input_name;
+
+static void die(int code, const char *fmt, const char *detail)
+{
+    fprintf(stderr, "vvc-dump: %s: ", input_name ? input_name : "-");
+    fprintf(stderr, fmt, detail);
+    fputc('\n', stderr);
+    exit(code);
+}
+
+static void put(FILE *f, const void *p, size_t n)
+{
+    if (n && fwrite(p, 1, n, f) != n)
+        die(4, "write failed: %s", strerror(errno));
+}
+
+static int plane_dims(const AVFrame *f, int c, int *w, int *h)
+{
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
+    *w = c ? AV_CEIL_RSHIFT(f->width,  d->log2_chroma_w) : f->width;
+    *h = c ? AV_CEIL_RSHIFT(f->height, d->log2_chroma_h) : f->height;
+    return d->comp[0].depth;
+}
+
+static void write_planes(FILE *f, const AVFrame *frame, uint16_t **row, size_t *row_cap)
+{
+    for (int c = 0; c < 3; c++) {
+        int w, h;
+        const int depth = plane_dims(frame, c, &w, &h);
+        if ((size_t)w > *row_cap) {
+            *row_cap = w;
+            *row = realloc(*row, w * sizeof(**row));
+            if (!*row)
+                die(4, "%s", "out of memory");
+        }
+        for (int y = 0; y < h; y++) {
+            const uint8_t *src = frame->data[c] + (ptrdiff_t)y * frame->linesize[c];
+            if (depth > 8)
+                memcpy(*row, src, w * sizeof(uint16_t));
+            else
+                for (int x = 0; x < w; x++)
+                    (*row)[x] = src[x];
+            put(f, *row, w * sizeof(uint16_t));
+        }
+    }
+}
+
+static void print_md5(const AVFrame *frame, int index)
+{
+    uint8_t digest[16];
+    const int size = av_image_get_buffer_size(frame->format, frame->width, frame->height, 1);
+    uint8_t *buf = av_malloc(size);
+    if (!buf)
+        die(4, "%s", "out of memory");
+    av_image_copy_to_buffer(buf, size, (const uint8_t *const *)frame->data, frame->linesize,
+                            frame->format, frame->width, frame->height, 1);
+    av_md5_sum(digest, buf, size);
+    av_free(buf);
+    printf("%d ", index);
+    for (int i = 0; i < 16; i++)
+        printf("%02x", digest[i]);
+    printf("\n");
+}
+
+#ifndef VVC_DUMP_NO_EXPORT
+static void write_mvs(FILE *f, const AVFrameSideData *sd, int w4, int h4, int16_t **buf, size_t *cap)
+{
+    const size_t n = 2 * (size_t)w4 * h4;
+    const AVMotionVector *mvs = (const AVMotionVector *)sd->data;
+    int16_t *mv, *ref;
+    if (sd->size < n * sizeof(*mvs))
+        die(3, "%s", "motion-vector side data smaller than the MV grid (decoder not patched?)");
+    if (3 * n > *cap) {
+        *cap = 3 * n;
+        *buf = realloc(*buf, *cap * sizeof(**buf));
+        if (!*buf)
+            die(4, "%s", "out of memory");
+    }
+    mv  = *buf;
+    ref = *buf + 2 * n;
+    for (size_t i = 0; i < n; i++) {
+        const AVMotionVector *m = &mvs[i];
+        const int used = m->w && !(m->flags & MV_FLAG_IBC);
+        mv[2 * i]     = used ? m->motion_x : 0;
+        mv[2 * i + 1] = used ? m->motion_y : 0;
+        ref[i]        = used ? m->source : 0;
+    }
+    put(f, *buf, 3 * n * sizeof(**buf));
+}
+
+static void write_res_planes(FILE *f, const AVCodingResidual *r, const uint32_t *offsets)
+{
+    for (unsigned c = 0; c < r->nb_planes; c++) {
+        const uint8_t *base = (const uint8_t *)r + offsets[c];
+        for (int y = 0; y < r->height[c]; y++)
+            put(f, base + (size_t)y * r->linesize[c] * sizeof(int16_t), r->width[c] * sizeof(int16_t));
+    }
+}
+#endif
+
+static void write_frame(FILE *f, const AVFrame *frame, const Options *o, uint16_t **row, size_t *row_cap,
+                        int16_t **mvbuf, size_t *mvcap)
+{
+    int32_t poc = 0;
+    uint8_t slice_type = 255, bit_depth, flags = 0;
+    int8_t qp = 0;
+    uint16_t dims[4];
+    int w, h;
+    size_t payload;
+    const void *res = NULL;
+    const AVFrameSideData *mv_sd = NULL;
+    int coded_w = frame->width, coded_h = frame->height;
+
+    bit_depth = plane_dims(frame, 0, &w, &h);
+    payload = 4 + 4 + sizeof(dims);   /* poc, type/qp/depth/flags, dims */
+    for (int c = 0; c < 3; c++) {
+        plane_dims(frame, c, &w, &h);
+        payload += (size_t)w * h * 2;
+    }
+#ifndef VVC_DUMP_NO_EXPORT
+    if (o->export) {
+        const AVFrameSideData *sd = av_frame_get_side_data(frame, AV_FRAME_DATA_CODING_RESIDUAL);
+        const AVCodingResidual *r;
+        if (!sd)
+            die(3, "%s", "no residual side data on a frame (decoder not patched?)");
+        r = (const AVCodingResidual *)sd->data;
+        if (r->version != AV_CODING_RESIDUAL_VERSION || r->nb_planes != 3)
+            die(3, "%s", "unsupported residual side data (need version 1, 4:2:0)");
+        res        = r;
+        poc        = r->poc;
+        slice_type = r->slice_type;
+        qp         = r->slice_qp;
+        coded_w    = r->width[0];
+        coded_h    = r->height[0];
+        flags     |= (r->lmcs ? 1 : 0) | 4 | (r->has_prediction ? 8 : 0);
+        for (int c = 0; c < 3; c++)
+            payload += (size_t)r->width[c] * r->height[c] * 2 * (r->has_prediction ? 2 : 1);
+        mv_sd = av_frame_get_side_data(frame, AV_FRAME_DATA_MOTION_VECTORS);
+        if (!mv_sd)
+            die(3, "%s", "no motion-vector side data (decoder not patched?)");
+        flags |= 2;
+        payload += (size_t)2 * ((coded_w + 3) / 4) * ((coded_h + 3) / 4) * 3 * sizeof(int16_t);
+    }
+#endif
+    put(f, "FRME", 4);
+    {
+        const uint32_t p = payload;
+        put(f, &p, 4);
+    }
+    put(f, &poc, 4);
+    put(f, &slice_type, 1);
+    put(f, &qp, 1);
+    put(f, &bit_depth, 1);
+    put(f, &flags, 1);
+    dims[0] = frame->width; dims[1] = frame->height; dims[2] = coded_w; dims[3] = coded_h;
+    put(f, dims, sizeof(dims));
+    write_planes(f, frame, row, row_cap);
+#ifndef VVC_DUMP_NO_EXPORT
+    if (res) {
+        const AVCodingResidual *r = res;
+        const int w4 = (coded_w + 3) / 4, h4 = (coded_h + 3) / 4;
+        write_mvs(f, mv_sd, w4, h4, mvbuf, mvcap);
+        write_res_planes(f, r, r->offset);
+        if (r->has_prediction)
+            write_res_planes(f, r, r->pred_offset);
+    }
+#else
+    (void)o; (void)res; (void)mv_sd; (void)mvbuf; (void)mvcap;
+#endif
+}
+
+static void parse_args(int argc, char **argv, Options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->output = "-";
+    o->export = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            o->output = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            o->threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-export"))
+            o->export = 0;
+        else if (!strcmp(argv[i], "--prediction"))
+            o->prediction = 1;
+        else if (!strcmp(argv[i], "--md5"))
+            o->md5 = 1;
+        else if (!strcmp(argv[i], "--null"))
+            o->null = 1;
+        else if (argv[i][0] != '-' && !o->input)
+            o->input = argv[i];
+        else {
+            fprintf(stderr, "usage: vvc-dump [-o FILE] [--threads N] [--no-export] [--prediction] "
+                            "[--md5] [--null] INPUT.266\n");
+            exit(2);
+        }
+    }
+    if (!o->input) {
+        fprintf(stderr, "vvc-dump: no input file given\n");
+        exit(2);
+    }
+#ifdef VVC_DUMP_NO_EXPORT
+    o->export = 0;
+#endif
+}
+
+int main(int argc, char **argv)
+{
+    Options o;
+    AVFormatContext *fmt = NULL;
+    AVCodecContext *dec = NULL;
+    const AVCodec *codec;
+    AVPacket *pkt;
+    AVFrame *frame;
+    FILE *out = NULL;
+    uint16_t *row = NULL;
+    int16_t *mvbuf = NULL;
+    size_t row_cap = 0, mvcap = 0;
+    int ret, stream, index = 0;
+    char err[AV_ERROR_MAX_STRING_SIZE];
+
+    parse_args(argc, argv, &o);
+    input_name = o.input;
+    av_log_set_level(AV_LOG_ERROR);
+
+    if ((ret = avformat_open_input(&fmt, o.input, av_find_input_format("vvc"), NULL)) < 0)
+        die(2, "cannot open: %s", av_make_error_string(err, sizeof(err), ret));
+    if ((ret = avformat_find_stream_info(fmt, NULL)) < 0)
+        die(3, "not a VVC stream: %s", av_make_error_string(err, sizeof(err), ret));
+    stream = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (stream < 0 || !codec)
+        die(3, "%s", "no VVC video stream found");
+
+    dec = avcodec_alloc_context3(codec);
+    avcodec_parameters_to_context(dec, fmt->streams[stream]->codecpar);
+    dec->thread_count    = o.threads;
+    dec->err_recognition = AV_EF_EXPLODE | AV_EF_CRCCHECK | AV_EF_BITSTREAM;
+    if (o.export) {
+        dec->flags2 |= AV_CODEC_FLAG2_EXPORT_MVS;
+        if (av_opt_set_int(dec->priv_data, "export_residual", 1, 0) < 0)
+            die(3, "%s", "this FFmpeg build cannot export residuals (decoder not patched: run make codec)");
+        av_opt_set_int(dec->priv_data, "export_prediction", o.prediction, 0);
+    }
+    if ((ret = avcodec_open2(dec, codec, NULL)) < 0)
+        die(3, "cannot open decoder: %s", av_make_error_string(err, sizeof(err), ret));
+
+    if (!o.md5 && !o.null) {
+        out = strcmp(o.output, "-") ? fopen(o.output, "wb") : stdout;
+        if (!out)
+            die(2, "cannot write output: %s", strerror(errno));
+        put(out, "CPGDVVC1", 8);
+    }
+
+    pkt   = av_packet_alloc();
+    frame = av_frame_alloc();
+    for (int flushing = 0;;) {
+        if (!flushing) {
+            ret = av_read_frame(fmt, pkt);
+            if (ret == AVERROR_EOF) {
+                flushing = 1;
+                ret = avcodec_send_packet(dec, NULL);
+            } else if (ret < 0) {
+                die(3, "truncated or unreadable bitstream: %s", av_make_error_string(err, sizeof(err), ret));
+            } else {
+                if (pkt->stream_index == stream)
+                    ret = avcodec_send_packet(dec, pkt);
+                av_packet_unref(pkt);
+            }
+            if (ret < 0 && ret != AVERROR(EAGAIN))
+                die(3, "corrupt bitstream: %s", av_make_error_string(err, sizeof(err), ret));
+        }
+        while ((ret = avcodec_receive_frame(dec, frame)) >= 0) {
+            if (frame->decode_error_flags || (frame->flags & AV_FRAME_FLAG_CORRUPT))
+                die(3, "%s", "corrupt bitstream: decoder flagged a damaged frame");
+            if (o.md5)
+                print_md5(frame, index);
+            else if (out)
+                write_frame(out, frame, &o, &row, &row_cap, &mvbuf, &mvcap);
+            index++;
+            av_frame_unref(frame);
+        }
+        if (ret == AVERROR_EOF)
+            break;
+        if (ret != AVERROR(EAGAIN))
+            die(3, "corrupt bitstream: %s", av_make_error_string(err, sizeof(err), ret));
+    }
+    if (!index)
+        die(3, "%s", "no frames decoded (empty or not a VVC bitstream)");
+    if (out && fflush(out))
+        die(4, "write failed: %s", strerror(errno));
+    if (out && out != stdout)
+        fclose(out);
+    fprintf(stderr, "vvc-dump: %s: %d frames\n", o.input, index);
+
+    free(row);
+    free(mvbuf);
+    av_frame_free(&frame);
+    av_packet_free(&pkt);
+    avcodec_free_context(&dec);
+    avformat_close_input(&fmt);
+    return 0;
+}

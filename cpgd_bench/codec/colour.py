@@ -1,0 +1,71 @@
+"""The one RGB <-> Y'CbCr conversion of cpgd-bench (used by the encoder and for decoded frames).
+
+BT.709 matrix, limited ("TV") range, 4:2:0 with centre-sited chroma, 10-bit codes:
+
+    Y' = 0.2126 R + 0.7152 G + 0.0722 B            (R, G, B: gamma-encoded, in [0, 1])
+    Cb = (B - Y') / 1.8556,   Cr = (R - Y') / 1.5748
+    Y10 = 64 + 876 Y',   C10 = 512 + 896 C          (rounded, clipped to [0, 1023])
+
+Chroma is subsampled by the mean of each 2x2 block and upsampled bilinearly (centre-sited), so a flat
+colour survives the round trip exactly up to rounding. The encoded stream is tagged bt709 / tv range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KR, KB = 0.2126, 0.0722
+KG = 1.0 - KR - KB
+CB_SCALE, CR_SCALE = 2.0 * (1.0 - KB), 2.0 * (1.0 - KR)
+
+
+def _levels(bit_depth: int) -> tuple[float, float, float, float]:
+    """(luma offset, luma range, chroma offset, chroma range) in codes at this bit depth."""
+    s = float(1 << (bit_depth - 8))
+    return 16.0 * s, 219.0 * s, 128.0 * s, 224.0 * s
+
+
+def rgb_to_yuv420(rgb: np.ndarray, bit_depth: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 RGB (H, W, 3), even H and W -> uint16 Y (H, W), Cb and Cr (H/2, W/2)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] % 2 or rgb.shape[1] % 2:
+        raise ValueError(f"expected RGB (H, W, 3) with even H and W, got {rgb.shape}")
+    y_off, y_rng, c_off, c_rng = _levels(bit_depth)
+    x = rgb.astype(np.float32) / 255.0
+    luma = KR * x[..., 0] + KG * x[..., 1] + KB * x[..., 2]
+    cb = (x[..., 2] - luma) / CB_SCALE
+    cr = (x[..., 0] - luma) / CR_SCALE
+    h, w = luma.shape
+    cb = cb.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    cr = cr.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    top = (1 << bit_depth) - 1
+
+    def code(v: np.ndarray, off: float, rng: float) -> np.ndarray:
+        return np.clip(np.rint(off + rng * v), 0, top).astype(np.uint16)
+
+    return code(luma, y_off, y_rng), code(cb, c_off, c_rng), code(cr, c_off, c_rng)
+
+
+def _upsample2(c: np.ndarray) -> np.ndarray:
+    """Bilinear x2 upsampling of a centre-sited plane (weights 3/4, 1/4 with edge replication)."""
+    p = np.pad(c, 1, mode="edge")
+    rows = np.empty((2 * c.shape[0], p.shape[1]), np.float32)
+    rows[0::2] = 0.75 * p[1:-1] + 0.25 * p[:-2]
+    rows[1::2] = 0.75 * p[1:-1] + 0.25 * p[2:]
+    out = np.empty((rows.shape[0], 2 * c.shape[1]), np.float32)
+    out[:, 0::2] = 0.75 * rows[:, 1:-1] + 0.25 * rows[:, :-2]
+    out[:, 1::2] = 0.75 * rows[:, 1:-1] + 0.25 * rows[:, 2:]
+    return out
+
+
+def yuv420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, bit_depth: int = 10) -> np.ndarray:
+    """Y (H, W), Cb/Cr (ceil(H/2), ceil(W/2)) codes -> uint8 RGB (H, W, 3)."""
+    y_off, y_rng, c_off, c_rng = _levels(bit_depth)
+    h, w = y.shape
+    luma = (y.astype(np.float32) - y_off) / y_rng
+    u = _upsample2((cb.astype(np.float32) - c_off) / c_rng)[:h, :w]
+    v = _upsample2((cr.astype(np.float32) - c_off) / c_rng)[:h, :w]
+    r = luma + CR_SCALE * v
+    b = luma + CB_SCALE * u
+    g = (luma - KR * r - KB * b) / KG
+    rgb = np.stack([r, g, b], axis=-1)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)

@@ -1,0 +1,72 @@
+"""Locate and run the patched-decoder dump tool (`make codec` builds it)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import CodecError
+from .records import DumpFrame, iter_records
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_DIR = ROOT / "codec" / "build"
+
+
+def dump_tool_path(variant: str = "patched") -> Path:
+    """Path of `vvc-dump` (env CPGD_VVC_DUMP overrides the patched one); CodecError if not built."""
+    env = os.environ.get("CPGD_VVC_DUMP")
+    path = Path(env) if env and variant == "patched" else BUILD_DIR / variant / "bin" / "vvc-dump"
+    if not path.is_file() or not os.access(path, os.X_OK):
+        target = "codec" if variant == "patched" else f"codec-{variant}"
+        raise CodecError(f"VVC dump tool not found at {path}; build it with: make {target}")
+    return path
+
+
+def patch_sha256() -> str:
+    """sha256 over the vvc_patches/*.patch files, in order (recorded in every store)."""
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "vvc_patches").glob("*.patch")):
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def decoder_version() -> str:
+    """Human-readable decoder identity."""
+    return "FFmpeg 7.1.5 vvc decoder + cpgd-bench vvc_patches"
+
+
+def run_dump(bitstream: Path, *, threads: int = 0, export: bool = True, prediction: bool = False,
+             variant: str = "patched") -> Iterator[DumpFrame]:
+    """Decode `bitstream` and yield its frames with priors, streaming from the tool's stdout."""
+    if not bitstream.is_file() or bitstream.stat().st_size == 0:
+        raise CodecError(f"{bitstream}: bitstream missing or empty; re-encode the sequence")
+    cmd = [str(dump_tool_path(variant)), "--threads", str(threads), "-o", "-"]
+    cmd += [] if export else ["--no-export"]
+    cmd += ["--prediction"] if prediction else []
+    cmd.append(str(bitstream))
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            yield from iter_records(proc.stdout)
+        except CodecError:
+            proc.kill()
+            proc.wait()
+            err = proc.stderr.read().decode(errors="replace").strip()
+            if err:
+                raise CodecError(err.splitlines()[-1]) from None
+            raise
+        err = proc.stderr.read().decode(errors="replace").strip()
+        if proc.wait():
+            raise CodecError(err.splitlines()[-1] if err else f"vvc-dump failed on {bitstream}")
+
+
+def frame_md5s(bitstream: Path, *, threads: int = 0, export: bool = True, variant: str = "patched") -> list[str]:
+    """Per-frame md5 of the decoded picture (as `ffmpeg -f framemd5`)."""
+    cmd = [str(dump_tool_path(variant)), "--md5", "--threads", str(threads)]
+    cmd += [] if export else ["--no-export"]
+    proc = subprocess.run(cmd + [str(bitstream)], capture_output=True, text=True)
+    if proc.returncode:
+        raise CodecError(proc.stderr.strip().splitlines()[-1])
+    return [line.split()[1] for line in proc.stdout.splitlines()]
