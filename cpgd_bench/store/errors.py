@@ -1,0 +1,7 @@
+"""The store's error type: one-line messages that name the path and the fix."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """A coding-prior store is missing, malformed, of another format version, or misused."""

@@ -1,0 +1,171 @@
+"""The public schema of a coding-prior store (Zarr v3): arrays, dtypes, shapes, chunking, attributes.
+
+Layout: ``<store>/<split>/<sequence>/<array>``; every sequence group holds the arrays below, frames
+in display order. Shapes are given in terms of the sequence's frame count T and size H x W.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cpgd_bench.store.errors import StoreError
+
+#: Version of the on-disk layout; bump it on any incompatible schema change.
+FORMAT_VERSION = 1
+
+#: Frames per shard file (outer chunk along time).
+FRAMES_PER_SHARD = 16
+#: Frames per inner chunk: a 7-frame clip touches 2-3 of them (measured in benchmarks/bench_loader.py).
+FRAMES_PER_CHUNK = 4
+#: Inner chunk edge in luma pixels: a random 256 x 256 crop touches 3 x 3 chunks at most.
+TILE = 128
+
+#: Group attributes every sequence carries (the writer fills the ones it knows itself).
+SEQUENCE_ATTRS = (
+    "format_version", "dataset", "split", "sequence", "fps", "num_frames", "height", "width",
+    "frame_names", "codec", "created", "checksums",
+)  # fmt: skip
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array of a sequence group: dtype, shape rule, dimension names and chunk tiling.
+
+    ``shape(t, h, w)`` gives the full shape; ``tile`` gives, per dimension, the chunk edge in
+    units of that dimension (``None`` = whole extent; the time axis uses ``FRAMES_PER_CHUNK``).
+    """
+
+    name: str
+    dtype: np.dtype
+    dims: tuple[str, ...]
+    shape: Callable[[int, int, int], tuple[int, ...]]
+    tile: tuple[int | None, ...]
+    required: bool
+    doc: str
+
+    def chunking(self, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+        """Inner chunk shape and shard shape (``None``: unsharded) for an array of ``shape``.
+
+        Arrays tiled along time are sharded by ``FRAMES_PER_SHARD`` frames x the whole frame;
+        the others (per-frame scalars, the bitstream) are stored as one chunk.
+        """
+        if self.tile[0] is None:
+            return tuple(max(1, s) for s in shape), None
+        pairs = zip(shape, self.tile, strict=True)
+        chunks = [max(1, size if tile is None else min(tile, size)) for size, tile in pairs]
+        t_shard = chunks[0] * _ceil(min(FRAMES_PER_SHARD, shape[0]), chunks[0])
+        shards = [t_shard] + [c * _ceil(s, c) for c, s in zip(chunks[1:], shape[1:], strict=True)]
+        return tuple(chunks), tuple(shards)
+
+
+def _frames(t: int, h: int, w: int) -> tuple[int, ...]:
+    return (t, h, w, 3)
+
+
+def _luma(t: int, h: int, w: int) -> tuple[int, ...]:
+    return (t, h, w)
+
+
+def _chroma(t: int, h: int, w: int) -> tuple[int, ...]:
+    return (t, _ceil(h, 2), _ceil(w, 2))
+
+
+def _mv(t: int, h: int, w: int) -> tuple[int, ...]:
+    return (t, 2, _ceil(h, 4), _ceil(w, 4), 2)
+
+
+def _mv_ref(t: int, h: int, w: int) -> tuple[int, ...]:
+    return (t, 2, _ceil(h, 4), _ceil(w, 4))
+
+
+def _per_frame(t: int, h: int, w: int) -> tuple[int, ...]:
+    return (t,)
+
+
+def _camera(t: int, h: int, w: int) -> tuple[int, ...]:
+    return (t, 2, 3)
+
+
+_T = FRAMES_PER_CHUNK
+_HALF = TILE // 2
+ARRAYS: dict[str, ArraySpec] = {
+    s.name: s
+    for s in (
+        ArraySpec("blur", np.dtype("uint8"), ("t", "y", "x", "c"), _frames, (_T, TILE, TILE, None), True,
+                  "degraded RGB frames before coding"),
+        ArraySpec("sharp", np.dtype("uint8"), ("t", "y", "x", "c"), _frames, (_T, TILE, TILE, None), False,
+                  "ground-truth RGB frames (absent where the dataset has none)"),
+        ArraySpec("decoded", np.dtype("uint8"), ("t", "y", "x", "c"), _frames, (_T, TILE, TILE, None), True,
+                  "VVC-decoded RGB frames"),
+        ArraySpec("mv", np.dtype("int16"), ("t", "list", "by", "bx", "xy"), _mv,
+                  (_T, None, TILE // 4, TILE // 4, None), True,
+                  "motion vector per 4x4 luma block, list 0/1, (x, y) in 1/16 pel: the block at p is "
+                  "predicted from the reference at p + mv/16"),
+        ArraySpec("mv_ref", np.dtype("int16"), ("t", "list", "by", "bx"), _mv_ref,
+                  (_T, None, TILE // 4, TILE // 4), True,
+                  "reference POC minus current POC per block and list; 0 where the list is unused"),
+        ArraySpec("residual", np.dtype("int16"), ("t", "y", "x"), _luma, (_T, TILE, TILE), True,
+                  "decoded luma residual at codec bit depth"),
+        ArraySpec("residual_cb", np.dtype("int16"), ("t", "y", "x"), _chroma, (_T, _HALF, _HALF), True,
+                  "decoded Cb residual at codec bit depth (4:2:0)"),
+        ArraySpec("residual_cr", np.dtype("int16"), ("t", "y", "x"), _chroma, (_T, _HALF, _HALF), True,
+                  "decoded Cr residual at codec bit depth (4:2:0)"),
+        ArraySpec("poc", np.dtype("int32"), ("t",), _per_frame, (None,), True, "picture order count"),
+        ArraySpec("slice_type", np.dtype("uint8"), ("t",), _per_frame, (None,), True, "0 B, 1 P, 2 I"),
+        ArraySpec("qp", np.dtype("int8"), ("t",), _per_frame, (None,), True, "slice QP"),
+        ArraySpec("camera", np.dtype("float64"), ("t", "row", "col"), _camera, (None, None, None), False,
+                  "true camera motion (synthetic data): affine mapping frame pixel (x, y, 1) to source-"
+                  "image pixel coordinates, pixel centres at integers"),
+    )
+}  # fmt: skip
+
+#: The coded bitstream (Annex-B .266) is kept per sequence for re-extraction.
+BITSTREAM = ArraySpec("bitstream", np.dtype("uint8"), ("byte",), lambda t, h, w: (-1,), (None,), False,
+                      "VVC bitstream (Annex B, .266) the priors were decoded from")  # fmt: skip
+
+
+def spec(name: str) -> ArraySpec:
+    """The spec of array ``name`` (including ``bitstream``)."""
+    if name == BITSTREAM.name:
+        return BITSTREAM
+    try:
+        return ARRAYS[name]
+    except KeyError:
+        known = ", ".join([*ARRAYS, BITSTREAM.name])
+        raise StoreError(f"unknown store array {name!r}; the schema has: {known}") from None
+
+
+def check_name(kind: str, name: str) -> str:
+    """Validate a split or sequence name (letters, digits, ``_.-``; not starting with ``.``)."""
+    if not _NAME.match(name):
+        raise StoreError(f"invalid {kind} name {name!r}: use letters, digits, '_', '.', '-' (no leading '.')")
+    return name
+
+
+def sha256_of(array: np.ndarray) -> str:
+    """SHA-256 of an array's raw little-endian C-order bytes (the per-array checksum)."""
+    digest = hashlib.sha256()
+    update_digest(digest, array)
+    return digest.hexdigest()
+
+
+def update_digest(digest: hashlib._Hash, array: np.ndarray) -> None:
+    """Feed ``array``'s little-endian C-order bytes into ``digest`` (stream along axis 0)."""
+    arr = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    digest.update(memoryview(arr).cast("B"))
+
+
+def expected_shape(name: str, t: int, h: int, w: int) -> tuple[int, ...]:
+    """The shape array ``name`` must have in a sequence of T frames of H x W."""
+    return spec(name).shape(t, h, w)
