@@ -10,7 +10,8 @@ set -euo pipefail
 dest=${1:-codec/build/src}
 version=7.1.5
 deb_version=7:7.1.5-0+deb13u1
-orig_sha256=${FFMPEG_ORIG_SHA256:-}
+# sha256 of Debian's ffmpeg_7.1.5.orig.tar.xz (the upstream release tarball as Debian ships it)
+orig_sha256=${FFMPEG_ORIG_SHA256:-de668509caf9e35e3cd162473441fdb29538c6d96ed080292b3cf9e6fc5d558f}
 [ -f "$dest/VERSION" ] && grep -qx "$version" "$dest/VERSION" && { echo "ffmpeg $version source already at $dest"; exit 0; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/cpgd-ffmpeg-src.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -39,8 +40,7 @@ SRC
   apt-get "${opts[@]}" update -qq
   (cd "$work" && apt-get "${opts[@]}" source --download-only -qq "ffmpeg=$deb_version")
   orig=$(ls "$work"/ffmpeg_*.orig.tar.xz)
-  [ -z "$orig_sha256" ] || echo "$orig_sha256  $orig" | sha256sum -c -
-  sha256sum "$orig"
+  echo "$orig_sha256  $orig" | sha256sum -c --quiet - || { echo "error: $orig: sha256 mismatch" >&2; exit 1; }
   # The upstream (orig) tarball only: Debian's packaging and patches are not used.
   mkdir -p "$work/x" && tar -xf "$orig" -C "$work/x" --strip-components=1
   src="$work/x"

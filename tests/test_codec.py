@@ -1,0 +1,194 @@
+"""The patched VVC decoder: identical pixels, exact residuals, correct motion vectors, clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cpgd_bench.codec import (
+    CodecError, decode_priors, dump_tool_path, encode, extract_priors, ffmpeg_exe, frame_md5s, load_profile,
+    run_dump,
+)
+from cpgd_bench.codec.colour import rgb_to_yuv420, yuv420_to_rgb
+from cpgd_bench.codec.encode import pad_to_multiple
+
+from .codec_clips import translating_clip
+
+VELOCITY = (1.25, 0.5)
+
+
+def _require(variant: str) -> Path:
+    try:
+        return dump_tool_path(variant)
+    except CodecError as e:
+        if os.environ.get("CPGD_REQUIRE_CODEC"):
+            raise
+        pytest.skip(str(e))
+
+
+pytestmark = pytest.mark.codec
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    return translating_clip(12, (120, 160), VELOCITY)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory, clip) -> Path:
+    _require("patched")
+    return encode(clip, load_profile("ra-qp32"), tmp_path_factory.mktemp("s") / "clip.266")
+
+
+@pytest.fixture(scope="module")
+def stream_nolf(tmp_path_factory, clip) -> Path:
+    _require("patched")
+    return encode(clip, load_profile("ra-nolf-qp27"), tmp_path_factory.mktemp("s") / "nolf.266")
+
+
+def test_colour_round_trip_is_close():
+    rgb = translating_clip(1, (64, 64))[0]
+    back = yuv420_to_rgb(*rgb_to_yuv420(rgb))
+    assert np.abs(back.astype(int) - rgb).mean() < 2.5       # chroma subsampling blurs edges a little
+    flat = np.full((8, 8, 3), (200, 30, 90), np.uint8)
+    assert np.abs(yuv420_to_rgb(*rgb_to_yuv420(flat)).astype(int) - flat).max() <= 1
+
+
+def test_pixels_identical_to_unpatched_build_and_ffmpeg9(stream):
+    _require("reference")
+    ref = frame_md5s(stream, variant="reference", export=False)
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(stream), "-f", "framemd5", "-"],
+                         capture_output=True, text=True, check=True).stdout
+    ffmpeg9 = [ln.split(",")[-1].strip() for ln in out.splitlines() if ln and not ln.startswith("#")]
+    assert len(ref) == 12 and ref == ffmpeg9
+    for threads in (1, 0):
+        for export in (True, False):
+            assert frame_md5s(stream, threads=threads, export=export) == ref, (threads, export)
+
+
+def test_decoded_equals_prediction_plus_residual_without_loop_filters(stream_nolf):
+    frames = list(run_dump(stream_nolf, prediction=True, threads=0))
+    assert len(frames) == 12
+    coded = 0
+    for f in frames:
+        top = (1 << f.bit_depth) - 1
+        for c in range(3):
+            dec = f.planes[c].astype(np.int32)
+            h, w = dec.shape
+            res = f.residual[c][:h, :w].astype(np.int32)
+            pred = f.prediction[c][:h, :w].astype(np.int32)
+            has = pred != 0xFFFF
+            assert np.array_equal(dec[has], np.clip(pred[has] + res[has], 0, top))
+            assert not res[~has].any()           # no residual where none was added
+            coded += int(has.sum())
+    assert coded > 0.05 * sum(p.size for f in frames for p in f.planes)
+
+
+def test_residual_exported_with_loop_filters_on(stream):
+    seq = decode_priors(stream, 120, 160)
+    energy = [float(np.mean(seq.residual[t].astype(np.float64) ** 2)) for t in range(len(seq.poc))]
+    assert min(energy) >= 0 and max(energy) > 1.0
+    assert seq.residual_cb.any() and seq.residual_cr.any()
+
+
+def test_mvs_match_known_motion(stream):
+    seq = decode_priors(stream, 120, 160)
+    for lst in (0, 1):
+        used = seq.mv_ref[:, lst] != 0
+        assert used.mean() > 0.3
+        per_frame = seq.mv[:, lst][used] / 16.0 / seq.mv_ref[:, lst][used][:, None]
+        err = np.linalg.norm(per_frame - np.asarray(VELOCITY), axis=1)
+        assert np.median(err) < 0.5 and np.mean(err < 0.5) > 0.8
+
+
+def _bilinear_block(plane: np.ndarray, x: float, y: float, size: int = 4) -> np.ndarray:
+    h, w = plane.shape
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    ys, xs = np.clip(ys + y, 0, h - 1), np.clip(xs + x, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = ys - y0, xs - x0
+    return ((1 - fy) * ((1 - fx) * plane[y0, x0] + fx * plane[y0, x1])
+            + fy * ((1 - fx) * plane[y1, x0] + fx * plane[y1, x1]))
+
+
+def test_motion_compensation_beats_zero_motion(stream):
+    """Predict each inter 4x4 luma block from its exported reference and MV; compare with zero motion."""
+    frames = list(run_dump(stream))
+    by_poc = {f.poc: f.planes[0].astype(np.float64) for f in frames}
+    wins = total = 0
+    for f in frames:
+        cur = f.planes[0].astype(np.float64)
+        h4, w4 = f.mv_ref.shape[1:]
+        for y4 in range(h4 - 1):
+            for x4 in range(w4 - 1):
+                d = int(f.mv_ref[0, y4, x4])
+                if d == 0:
+                    continue
+                ref = by_poc[f.poc + d]
+                blk = cur[4 * y4:4 * y4 + 4, 4 * x4:4 * x4 + 4]
+                zero = np.abs(blk - ref[4 * y4:4 * y4 + 4, 4 * x4:4 * x4 + 4]).sum()
+                if zero < 16 * 8:                  # block does not change: nothing to beat
+                    continue
+                mvx, mvy = f.mv[0, y4, x4] / 16.0
+                mc = np.abs(blk - _bilinear_block(ref, 4 * x4 + mvx, 4 * y4 + mvy)).sum()
+                wins += mc < zero
+                total += 1
+    assert total > 200
+    assert wins / total >= 0.9, f"MC beat zero motion on {wins}/{total} changing blocks"
+
+
+def test_odd_size_is_padded_and_cropped(tmp_path):
+    _require("patched")
+    frames = translating_clip(4, (70, 94))
+    assert pad_to_multiple(frames).shape[1:3] == (72, 96)
+    seq = extract_priors(frames, load_profile(), tmp_path, "odd")
+    assert seq.decoded.shape == (4, 70, 94, 3)
+    assert seq.mv.shape == (4, 2, 18, 24, 2) and seq.mv_ref.shape == (4, 2, 18, 24)
+    assert seq.residual.shape == (4, 70, 94) and seq.residual_cb.shape == (4, 35, 47)
+    assert seq.attrs["coded_size"] == [72, 96] and seq.attrs["profile"]["name"] == "ra-qp32"
+    psnr = 10 * np.log10(255**2 / np.mean((seq.decoded.astype(float) - frames) ** 2))
+    assert psnr > 28
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_broken_bitstreams_give_one_line_errors(stream, tmp_path, damage):
+    data = stream.read_bytes()
+    bad = tmp_path / f"{damage}.266"
+    bad.write_bytes({"truncate": data[: len(data) // 2], "garbage": data[:200] + os.urandom(3000),
+                     "empty": b""}[damage])
+    with pytest.raises(CodecError) as e:
+        decode_priors(bad, 120, 160, n_frames=12)
+    msg = str(e.value)
+    assert "\n" not in msg and bad.name in msg
+
+
+def test_bad_input_and_missing_build(tmp_path, monkeypatch):
+    with pytest.raises(CodecError, match="expected uint8 RGB"):
+        extract_priors(np.zeros((2, 16, 16), np.uint8), load_profile(), tmp_path, "x")
+    with pytest.raises(CodecError, match="no frames"):
+        extract_priors(np.zeros((0, 16, 16, 3), np.uint8), load_profile(), tmp_path, "x")
+    with pytest.raises(CodecError, match="unknown codec profile"):
+        load_profile("ra-qp99")
+    monkeypatch.setenv("CPGD_VVC_DUMP", str(tmp_path / "nope"))
+    with pytest.raises(CodecError, match="make codec"):
+        dump_tool_path()
+
+
+def test_low_delay_profile_references_only_the_past(tmp_path):
+    _require("patched")
+    seq = extract_priors(translating_clip(10, (64, 96)), load_profile("ld-qp32"), tmp_path, "ld")
+    assert (seq.mv_ref <= 0).all() and (seq.mv_ref < 0).any()
+
+
+def test_asan_build_is_clean(stream, stream_nolf, tmp_path):
+    tool = _require("asan")
+    for s in (stream, stream_nolf):
+        for args in (["--prediction", "--threads", "0"], ["--threads", "1"], ["--md5"]):
+            proc = subprocess.run([str(tool), *args, "-o", str(tmp_path / "o.bin"), str(s)],
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0 and "AddressSanitizer" not in proc.stderr, proc.stderr[-2000:]
