@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from cpgd_bench.codec import (
-    CodecError, decode_priors, dump_tool_path, encode, extract_priors, ffmpeg_exe, frame_md5s, load_profile,
+    CodecError,
+    decode_priors,
+    dump_tool_path,
+    encode,
+    extract_priors,
+    ffmpeg_exe,
+    frame_md5s,
+    load_profile,
     run_dump,
 )
 from cpgd_bench.codec.colour import rgb_to_yuv420, yuv420_to_rgb
