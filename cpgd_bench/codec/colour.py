@@ -57,15 +57,24 @@ def _upsample2(c: np.ndarray) -> np.ndarray:
     return out
 
 
-def yuv420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, bit_depth: int = 10) -> np.ndarray:
-    """Y (H, W), Cb/Cr (ceil(H/2), ceil(W/2)) codes -> uint8 RGB (H, W, 3)."""
+def yuv420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, bit_depth: int = 10,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Y (H, W), Cb/Cr (ceil(H/2), ceil(W/2)) codes -> uint8 RGB (H', W', 3), H' <= H, W' <= W given by `out`."""
     y_off, y_rng, c_off, c_rng = _levels(bit_depth)
-    h, w = y.shape
-    luma = (y.astype(np.float32) - y_off) / y_rng
-    u = _upsample2((cb.astype(np.float32) - c_off) / c_rng)[:h, :w]
-    v = _upsample2((cr.astype(np.float32) - c_off) / c_rng)[:h, :w]
-    r = luma + CR_SCALE * v
-    b = luma + CB_SCALE * u
-    g = (luma - KR * r - KB * b) / KG
-    rgb = np.stack([r, g, b], axis=-1)
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+    h, w = (y.shape if out is None else out.shape[:2])
+    yuv = np.empty((h, w, 3), np.float32)
+    yuv[..., 0] = y[:h, :w]
+    yuv[..., 1] = _upsample2(cb.astype(np.float32))[:h, :w]
+    yuv[..., 2] = _upsample2(cr.astype(np.float32))[:h, :w]
+    # RGB*255 = M @ (code - offset): one 3x3 product per pixel.
+    m = np.array([[1.0, 0.0, CR_SCALE],
+                  [1.0, -KB * CB_SCALE / KG, -KR * CR_SCALE / KG],
+                  [1.0, CB_SCALE, 0.0]], np.float32) * (255.0 / np.array([y_rng, c_rng, c_rng], np.float32))
+    yuv -= np.array([y_off, c_off, c_off], np.float32)
+    rgb = yuv @ m.T
+    np.clip(rgb, 0.0, 255.0, out=rgb)
+    rgb += 0.5
+    if out is None:
+        return rgb.astype(np.uint8)
+    out[...] = rgb                                   # truncation of x + 0.5: round half up
+    return out

@@ -40,38 +40,63 @@ class CodedSequence:
 
 def decode_priors(bitstream: Path, height: int, width: int, n_frames: int | None = None,
                   threads: int = 0) -> CodedSequence:
-    """Run the patched decoder on `bitstream` and crop everything to `height` x `width`."""
+    """Run the patched decoder on `bitstream` and crop everything to `height` x `width`.
+
+    Frames are converted and copied into the output arrays as the decoder streams them (the decoder runs
+    in its own process, so this overlaps with decoding).
+    """
     h4, w4, h2, w2 = -(-height // 4), -(-width // 4), -(-height // 2), -(-width // 2)
-    frames = list(run_dump(bitstream, threads=threads))
-    if not frames:
+    shapes = {
+        "decoded": ((height, width, 3), np.uint8), "mv": ((2, h4, w4, 2), np.int16),
+        "mv_ref": ((2, h4, w4), np.int16), "residual": ((height, width), np.int16),
+        "residual_cb": ((h2, w2), np.int16), "residual_cr": ((h2, w2), np.int16),
+    }
+    cap = n_frames or 16
+    out = {k: np.empty((cap, *shape), dtype) for k, (shape, dtype) in shapes.items()}
+    pocs: list[int] = []
+    types: list[int] = []
+    qps: list[int] = []
+    first = None
+    for t, f in enumerate(run_dump(bitstream, threads=threads)):
+        if first is None:
+            first = f
+            coded = f.planes[0].shape
+            if coded[0] < height or coded[1] < width:
+                raise CodecError(f"{bitstream.name}: coded size {coded} smaller than {height}x{width}")
+        if t == cap:                                   # unknown length: grow
+            cap *= 2
+            out = {k: np.concatenate([v, np.empty_like(v)]) for k, v in out.items()}
+        yuv420_to_rgb(*f.planes, f.bit_depth, out=out["decoded"][t])
+        out["mv"][t] = f.mv[:, :h4, :w4]
+        out["mv_ref"][t] = f.mv_ref[:, :h4, :w4]
+        out["residual"][t] = f.residual[0][:height, :width]
+        out["residual_cb"][t] = f.residual[1][:h2, :w2]
+        out["residual_cr"][t] = f.residual[2][:h2, :w2]
+        pocs.append(f.poc)
+        types.append(f.slice_type)
+        qps.append(f.qp)
+        lmcs = f.lmcs or (t > 0 and lmcs)
+    if first is None:
         raise CodecError(f"{bitstream.name}: no frames decoded")
-    if n_frames is not None and len(frames) != n_frames:
-        raise CodecError(f"{bitstream.name}: decoded {len(frames)} frames, expected {n_frames} "
+    n = len(pocs)
+    if n_frames is not None and n != n_frames:
+        raise CodecError(f"{bitstream.name}: decoded {n} frames, expected {n_frames} "
                          "(truncated bitstream?); delete it and rebuild the sequence")
-    pocs = [f.poc for f in frames]
     if pocs != sorted(pocs):
         raise CodecError(f"{bitstream.name}: output is not in display order (POCs {pocs[:8]}...)")
-    f0 = frames[0]
-    if f0.planes[0].shape[0] < height or f0.planes[0].shape[1] < width:
-        raise CodecError(f"{bitstream.name}: coded size {f0.planes[0].shape} smaller than {height}x{width}")
     seq = CodedSequence(
-        decoded=np.stack([yuv420_to_rgb(*f.planes, f.bit_depth)[:height, :width] for f in frames]),
-        mv=np.stack([f.mv[:, :h4, :w4] for f in frames]),
-        mv_ref=np.stack([f.mv_ref[:, :h4, :w4] for f in frames]),
-        residual=np.stack([f.residual[0][:height, :width] for f in frames]),
-        residual_cb=np.stack([f.residual[1][:h2, :w2] for f in frames]),
-        residual_cr=np.stack([f.residual[2][:h2, :w2] for f in frames]),
+        **{k: v[:n] for k, v in out.items()},
         poc=np.asarray(pocs, np.int32),
-        slice_type=np.asarray([f.slice_type for f in frames], np.uint8),
-        qp=np.asarray([f.qp for f in frames], np.int8),
+        slice_type=np.asarray(types, np.uint8),
+        qp=np.asarray(qps, np.int8),
         bitstream=bitstream,
     )
     seq.attrs = {
-        "bit_depth": int(f0.bit_depth),
-        "lmcs": bool(any(f.lmcs for f in frames)),
+        "bit_depth": int(first.bit_depth),
+        "lmcs": bool(lmcs),
         "decoder": decoder_version(),
         "patch_sha256": patch_sha256(),
-        "coded_size": [int(f0.planes[0].shape[0]), int(f0.planes[0].shape[1])],
+        "coded_size": [int(first.planes[0].shape[0]), int(first.planes[0].shape[1])],
         "source_size": [height, width],
     }
     return seq

@@ -1,0 +1,80 @@
+"""Codec overheads: decode-with-export vs plain decode, and encode+export+store vs encode alone (720p)."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cpgd_bench.codec import decode_priors, dump_tool_path, encode, load_profile
+from cpgd_bench.store import StoreWriter
+
+FRAMES, HEIGHT, WIDTH = 30, 720, 1280
+
+
+def _clip() -> np.ndarray:
+    """A 720p clip of a photograph under smooth camera translation (bilinear resampling)."""
+    from skimage import data, transform
+
+    img = transform.resize(data.astronaut(), (1024, 1024), anti_aliasing=True)
+    img = (np.tile(img, (1, 2, 1)) * 255).astype(np.float32)         # 1024 x 2048
+    frames = np.empty((FRAMES, HEIGHT, WIDTH, 3), np.uint8)
+    for t in range(FRAMES):
+        y0, x0 = 50 + 0.7 * t, 100 + 2.3 * t
+        iy, ix = int(y0), int(x0)
+        fy, fx = y0 - iy, x0 - ix
+        a = img[iy:iy + HEIGHT + 1, ix:ix + WIDTH + 1]
+        f = (1 - fy) * ((1 - fx) * a[:-1, :-1] + fx * a[:-1, 1:]) + fy * ((1 - fx) * a[1:, :-1] + fx * a[1:, 1:])
+        frames[t] = np.clip(f, 0, 255)
+    return frames
+
+
+def _time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run(repeats: int = 5) -> dict:
+    tool = str(dump_tool_path())
+    frames = _clip()
+    profile = load_profile()
+    with tempfile.TemporaryDirectory() as tmp:
+        bitstream = Path(tmp) / "bench.266"
+        t_encode = _time(lambda: encode(frames, profile, bitstream), 2)
+
+        def dump(*args: str) -> None:
+            subprocess.run([tool, "--null", *args, str(bitstream)], check=True, capture_output=True)
+
+        dump()  # warm the page cache
+        plain = {th: _time(lambda th=th: dump("--no-export", "--threads", th), repeats) for th in ("0", "1")}
+        export = {th: _time(lambda th=th: dump("--threads", th), repeats) for th in ("0", "1")}
+
+        def export_and_store() -> None:
+            seq = decode_priors(bitstream, HEIGHT, WIDTH, n_frames=FRAMES)
+            store = Path(tmp) / f"store-{time.perf_counter_ns()}.zarr"
+            with StoreWriter(store, "bench") as writer:
+                writer.write_sequence("test", "bench", {**seq.arrays(), "blur": frames},
+                                      {"fps": 30.0, "frame_names": [f"{i:06d}" for i in range(FRAMES)]})
+
+        t_export_store = _time(export_and_store, 2)
+    return {
+        "clip": f"{FRAMES} frames {WIDTH}x{HEIGHT}, profile {profile.name}",
+        "plain_decode_s": {k: round(v, 3) for k, v in plain.items()},
+        "export_decode_s": {k: round(v, 3) for k, v in export.items()},
+        "decode_export_over_plain_threads_auto": round(export["0"] / plain["0"], 3),
+        "decode_export_over_plain_threads_1": round(export["1"] / plain["1"], 3),
+        "target_decode_ratio": 1.15,
+        "encode_s": round(t_encode, 3),
+        "export_and_store_write_s": round(t_export_store, 3),
+        "encode_export_store_over_encode": round((t_encode + t_export_store) / t_encode, 3),
+        "target_build_ratio": 1.3,
+    }
+
