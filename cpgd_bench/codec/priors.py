@@ -57,6 +57,7 @@ def decode_priors(bitstream: Path, height: int, width: int, n_frames: int | None
     types: list[int] = []
     qps: list[int] = []
     first = None
+    lmcs = False
     for t, f in enumerate(run_dump(bitstream, threads=threads)):
         if first is None:
             first = f
@@ -75,7 +76,7 @@ def decode_priors(bitstream: Path, height: int, width: int, n_frames: int | None
         pocs.append(f.poc)
         types.append(f.slice_type)
         qps.append(f.qp)
-        lmcs = f.lmcs or (t > 0 and lmcs)
+        lmcs = lmcs or f.lmcs
     if first is None:
         raise CodecError(f"{bitstream.name}: no frames decoded")
     n = len(pocs)

@@ -1,1 +1,6 @@
-"""data"""
+"""PyTorch access to coding-prior stores: :class:`CodingPriorDataset`, MV flows, prior-aware augmentation."""
+
+from cpgd_bench.data.dataset import CodingPriorDataset, normalize_residual
+from cpgd_bench.data.flow import backward_warp, block_flows, dense_flows
+
+__all__ = ["CodingPriorDataset", "backward_warp", "block_flows", "dense_flows", "normalize_residual"]

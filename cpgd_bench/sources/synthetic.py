@@ -25,6 +25,7 @@ from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 SUBFRAMES = 17
 FPS = 30.0
 STEPS_PER_FRAME = 64  # trajectory integration grid
+SHAKE_RATE = 0.1  # probability of a shake per frame
 
 
 @dataclass(frozen=True)
@@ -97,26 +98,30 @@ class Trajectory:
 
 
 def random_trajectory(rng: np.random.Generator, frames: int) -> tuple[Trajectory, float]:
-    """A smooth random camera path with occasional shakes, and the exposure (fraction of a frame)."""
+    """A smooth random camera path with occasional shakes, and the exposure (fraction of a frame).
+
+    The base path integrates slowly varying velocities. A shake is a fast back-and-forth offset
+    centred on one frame (odd in time around the frame centre): that frame gets a strong, symmetric
+    blur while its middle sub-frame and its neighbours stay on the base path.
+    """
     times = np.arange(-1.0, frames + 1.0, 1.0 / STEPS_PER_FRAME)
-    speed = rng.uniform(3.0, 6.0)  # px / frame
-    vx = _smooth_noise(rng, times, 6.0, speed)
-    vy = _smooth_noise(rng, times, 6.0, speed)
-    omega = _smooth_noise(rng, times, 8.0, 0.004)  # rad / frame
-    zoom_rate = _smooth_noise(rng, times, 8.0, 0.003)  # log-zoom / frame
-    shakes = [t for t in range(frames) if rng.random() < 0.12] or [int(rng.integers(frames))]
-    for t in shakes:  # a fast jerk centred in frame t's exposure
-        amplitude, direction = rng.uniform(15.0, 30.0), rng.uniform(0, 2 * np.pi)
-        pulse = amplitude * np.exp(-0.5 * ((times - t - rng.uniform(-0.05, 0.05)) / 0.12) ** 2)
-        vx += pulse * np.cos(direction)
-        vy += pulse * np.sin(direction)
     dt = 1.0 / STEPS_PER_FRAME
 
     def integrate(v: np.ndarray) -> np.ndarray:
         return np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] + v[:-1]) * dt)])
 
-    trajectory = Trajectory(times, integrate(vx), integrate(vy), integrate(omega), integrate(zoom_rate))
-    return trajectory, float(rng.uniform(0.5, 0.9))
+    speed = rng.uniform(3.0, 6.0)  # px / frame
+    tx = integrate(_smooth_noise(rng, times, 10.0, speed))
+    ty = integrate(_smooth_noise(rng, times, 10.0, speed))
+    angle = integrate(_smooth_noise(rng, times, 12.0, 0.004))  # rad / frame
+    log_zoom = integrate(_smooth_noise(rng, times, 12.0, 0.003))  # log-zoom / frame
+    shakes = [t for t in range(frames) if rng.random() < SHAKE_RATE] or [int(rng.integers(frames))]
+    for t in shakes:
+        amplitude, direction = rng.uniform(4.0, 10.0), rng.uniform(0, 2 * np.pi)
+        offset = amplitude * np.exp(-0.5 * ((times - t) / 0.3) ** 2) * np.sin(3 * np.pi * (times - t))
+        tx += offset * np.cos(direction)
+        ty += offset * np.sin(direction)
+    return Trajectory(times, tx, ty, angle, log_zoom), float(rng.uniform(0.5, 0.9))
 
 
 def subframe_times(frames: int, exposure: float) -> np.ndarray:

@@ -66,7 +66,7 @@ def build_one(
     """Load, code and store one sequence (raises CodecError / SourceError / StoreError)."""
     profile = load_profile(profile_name)
     frames = source.load(ref)
-    coded = extract_priors(frames.blur, profile, workdir=workdir, name=ref.name)
+    coded = extract_priors(frames.blur, profile, workdir=workdir, name=ref.name, fps=frames.fps)
     arrays: dict[str, np.ndarray] = {"blur": frames.blur}
     if frames.sharp is not None:
         arrays["sharp"] = frames.sharp
