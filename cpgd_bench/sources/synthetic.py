@@ -195,22 +195,26 @@ def camera_flow(camera: np.ndarray, t: int, ref: int, height: int, width: int) -
 
 
 class SampleSource(Source):
-    """The synthetic `sample` dataset: ``SAMPLE_CLIPS`` rendered with ``frames`` frames each."""
+    """The synthetic `sample` dataset: ``clips`` (default ``SAMPLE_CLIPS``) of ``frames`` frames each.
+
+    A clip's content depends only on the seed, its position in ``SAMPLE_CLIPS`` and ``frames``.
+    """
 
     name = "sample"
 
-    def __init__(self, seed: int = 0, frames: int = 32) -> None:
+    def __init__(self, seed: int = 0, frames: int = 32, clips: tuple[SampleClip, ...] = SAMPLE_CLIPS) -> None:
         if frames < 2:
             raise ValueError(f"sample sequences need at least 2 frames, got {frames}")
         self.seed = seed
         self.frames = frames
+        self.clips = clips
 
     def sequences(self) -> list[SequenceRef]:
-        return [SequenceRef(c.split, c.name) for c in SAMPLE_CLIPS]
+        return [SequenceRef(c.split, c.name) for c in self.clips]
 
     def load(self, ref: SequenceRef) -> SequenceFrames:
-        index = [(c.split, c.name) for c in SAMPLE_CLIPS].index((ref.split, ref.name))
-        clip = SAMPLE_CLIPS[index]
+        clip = next(c for c in self.clips if (c.split, c.name) == (ref.split, ref.name))
+        index = SAMPLE_CLIPS.index(clip) if clip in SAMPLE_CLIPS else len(SAMPLE_CLIPS) + self.clips.index(clip)
         rng = np.random.default_rng([self.seed, index])
         size = (clip.height, clip.width)
         blur, sharp, camera, attrs = render_sequence(load_photo(clip.image), size, self.frames, rng)
@@ -229,5 +233,5 @@ class SampleSource(Source):
             "generator": __name__,
             "seed": self.seed,
             "frames": self.frames,
-            "clips": [vars(c) for c in SAMPLE_CLIPS],
+            "clips": [vars(c) for c in self.clips],
         }

@@ -60,9 +60,7 @@ def _check_profile(out: Path, profile_name: str) -> None:
         )
 
 
-def build_one(
-    source: Source, ref: SequenceRef, writer: StoreWriter, profile_name: str, workdir: Path
-) -> None:
+def build_one(source: Source, ref: SequenceRef, writer: StoreWriter, profile_name: str, workdir: Path) -> None:
     """Load, code and store one sequence (raises CodecError / SourceError / StoreError)."""
     profile = load_profile(profile_name)
     frames = source.load(ref)

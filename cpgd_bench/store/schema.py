@@ -22,8 +22,11 @@ FORMAT_VERSION = 1
 FRAMES_PER_SHARD = 16
 #: Frames per inner chunk: a 7-frame clip touches 2-3 of them (measured in benchmarks/bench_loader.py).
 FRAMES_PER_CHUNK = 4
-#: Inner chunk edge in luma pixels: a random 256 x 256 crop touches 3 x 3 chunks at most.
+#: Inner chunk edge in luma pixels for RGB frames: a random 256 x 256 crop touches 3 x 3 chunks at most.
 TILE = 128
+#: Inner chunk edge in luma pixels for the residuals and MV grids (mostly zeros / tiny: fewer, larger
+#: chunks read faster; measured in benchmarks/bench_loader.py).
+PRIOR_TILE = 256
 
 #: Group attributes every sequence carries (the writer fills the ones it knows itself).
 SEQUENCE_ATTRS = (
@@ -98,7 +101,7 @@ def _camera(t: int, h: int, w: int) -> tuple[int, ...]:
 
 
 _T = FRAMES_PER_CHUNK
-_HALF = TILE // 2
+_HALF = PRIOR_TILE // 2
 ARRAYS: dict[str, ArraySpec] = {
     s.name: s
     for s in (
@@ -109,13 +112,13 @@ ARRAYS: dict[str, ArraySpec] = {
         ArraySpec("decoded", np.dtype("uint8"), ("t", "y", "x", "c"), _frames, (_T, TILE, TILE, None), True,
                   "VVC-decoded RGB frames"),
         ArraySpec("mv", np.dtype("int16"), ("t", "list", "by", "bx", "xy"), _mv,
-                  (_T, None, TILE // 4, TILE // 4, None), True,
+                  (_T, None, PRIOR_TILE // 4, PRIOR_TILE // 4, None), True,
                   "motion vector per 4x4 luma block, list 0/1, (x, y) in 1/16 pel: the block at p is "
                   "predicted from the reference at p + mv/16"),
         ArraySpec("mv_ref", np.dtype("int16"), ("t", "list", "by", "bx"), _mv_ref,
-                  (_T, None, TILE // 4, TILE // 4), True,
+                  (_T, None, PRIOR_TILE // 4, PRIOR_TILE // 4), True,
                   "reference POC minus current POC per block and list; 0 where the list is unused"),
-        ArraySpec("residual", np.dtype("int16"), ("t", "y", "x"), _luma, (_T, TILE, TILE), True,
+        ArraySpec("residual", np.dtype("int16"), ("t", "y", "x"), _luma, (_T, PRIOR_TILE, PRIOR_TILE), True,
                   "decoded luma residual at codec bit depth"),
         ArraySpec("residual_cb", np.dtype("int16"), ("t", "y", "x"), _chroma, (_T, _HALF, _HALF), True,
                   "decoded Cb residual at codec bit depth (4:2:0)"),

@@ -91,8 +91,14 @@ def verify_sequence(group: zarr.Group, where: str, dataset: str, checksums: bool
             problems.append(f"{where}/{name}: shape {array.shape}, expected {s.shape(t, h, w)}")
         if name not in sums:
             problems.append(f"{where}/{name}: no checksum recorded")
-        elif checksums and _checksum(array) != sums[name]:
-            problems.append(f"{where}/{name}: checksum mismatch (corrupt or changed; rebuild the sequence)")
+        elif checksums:
+            try:
+                digest = _checksum(array)
+            except Exception as e:  # corrupt chunk data surfaces as codec errors of many types
+                problems.append(f"{where}/{name}: unreadable ({type(e).__name__}: {e}); rebuild the sequence")
+                continue
+            if digest != sums[name]:
+                problems.append(f"{where}/{name}: checksum mismatch (corrupt or changed; rebuild the sequence)")
     for name in sorted(set(sums) - set(arrays)):
         problems.append(f"{where}: checksum recorded for missing array {name}")
     if not problems and "slice_type" in arrays:

@@ -1,0 +1,206 @@
+"""`CodingPriorDataset`: clips of frames with dense MV flows and residuals from a coding-prior store.
+
+Each item is a dict of float32 tensors (T = ``clip_len``, h x w = crop or full frame):
+
+* ``lq`` (T, 3, h, w) in [0, 1]: the decoded frames (``input="decoded"``) or the uncoded blurry ones
+  (``input="blur"``); ``gt`` (T, 3, h, w) in [0, 1]: the sharp frames (only when every sequence of
+  the split has them);
+* ``flow_prev`` / ``flow_next`` (T, 2, h, w): per-pixel motion in pixels, channels (x, y), to the
+  previous / next frame in clip order, ``grid_sample`` direction (see :mod:`cpgd_bench.data.flow`);
+* ``flow_valid`` (T, 2, h, w): 1 where the flow exists (channel 0 prev, 1 next); 0 for intra
+  blocks, for blocks without a reference in that direction, and at the clip ends (frame 0 has no
+  previous frame in the clip, the last frame no next);
+* ``residual`` (T, 1, h, w): the luma coding residual r (codec bit depth b) normalised as
+  ``clip((r + 2**(b-1)) / 2**b, 0, 1)`` -- signed, 0.5 means no residual (b = 10: (r + 512) / 1024);
+* ``key``: ``{"sequence": "split/name", "frames": LongTensor (T,)}`` (frame indices in clip order).
+
+``mode="train"``: every start frame of every sequence, a random ``crop`` x ``crop`` window (a
+multiple of 4; ``None``: the frame rounded down to a multiple of 4) at a 4-pixel-aligned origin, so
+the 4x4 MV grid stays aligned, and with ``augment`` random horizontal/vertical flips and
+temporal reversal applied to pixels and priors alike. ``mode="test"``: deterministic full frames
+in sliding windows (``stride`` frames apart, default ``clip_len``; the last window ends on the
+last frame), no augmentation. The store is opened lazily in each process (DataLoader workers).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset
+
+from cpgd_bench.data import augment as aug
+from cpgd_bench.data.flow import block_flows, upsample_blocks
+from cpgd_bench.store import StoreError, open_store
+
+INPUTS = ("decoded", "blur")
+MODES = ("train", "test")
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    name: str
+    frames: int
+    height: int
+    width: int
+    bit_depth: int
+    has_sharp: bool
+
+
+def normalize_residual(residual: np.ndarray, bit_depth: int) -> torch.Tensor:
+    """Signed codec residual -> [0, 1]: ``clip((r + 2**(b-1)) / 2**b, 0, 1)``, float32 tensor."""
+    scale = float(1 << bit_depth)
+    out = np.empty(residual.shape, np.float32)
+    np.add(residual, np.float32(scale / 2), out=out, dtype=np.float32)
+    out *= np.float32(1.0 / scale)
+    return torch.from_numpy(np.clip(out, 0.0, 1.0, out=out))
+
+
+class CodingPriorDataset(Dataset):
+    """Clips of ``clip_len`` frames with coding priors from split ``split`` of a store (see module doc)."""
+
+    def __init__(
+        self,
+        store: str | Path,
+        split: str,
+        clip_len: int = 7,
+        crop: int | None = 256,
+        input: str = "decoded",  # noqa: A002 - the documented public argument name
+        augment: bool = True,
+        mode: str = "train",
+        stride: int | None = None,
+    ) -> None:
+        opened = open_store(store)  # one-line StoreError: missing store, old format
+        self.store_path = opened.path
+        self.split = split
+        names = opened.sequences(split)  # one-line StoreError: unknown split
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, got {input!r}")
+        if clip_len < 1:
+            raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+        if mode == "train" and crop is not None and (crop < 4 or crop % 4):
+            raise ValueError(f"crop must be a positive multiple of 4 (the MV block size), got {crop}")
+        if not names:
+            raise StoreError(f"split {split!r} of store {store} holds no sequences; rebuild the store")
+        self.clip_len, self.input, self.mode = clip_len, input, mode
+        self.crop = crop if mode == "train" else None
+        self.augment = augment and mode == "train"
+        self.sequences = [self._describe(opened.group(split, name), name) for name in names]
+        for seq in self.sequences:
+            where = f"sequence {split}/{seq.name} ({seq.frames} frames, {seq.width}x{seq.height}) in {store}"
+            if clip_len > seq.frames:
+                raise StoreError(f"clip_len={clip_len} is longer than {where}; use clip_len <= {seq.frames}")
+            side = min(seq.height, seq.width)
+            if self.crop is not None and self.crop > side:
+                raise StoreError(f"crop={self.crop} is larger than {where}; use crop <= {side}")
+        self.has_gt = all(seq.has_sharp for seq in self.sequences)
+        step = stride or clip_len
+        self.index: list[tuple[int, int]] = []
+        for i, seq in enumerate(self.sequences):
+            last = seq.frames - clip_len
+            starts = list(range(last + 1)) if mode == "train" else list(range(0, last + 1, step))
+            if starts[-1] != last:
+                starts.append(last)
+            self.index += [(i, t0) for t0 in starts]
+        self._arrays: dict[tuple[str, str], zarr.Array] = {}
+        self._pid = -1
+
+    @staticmethod
+    def _describe(group: zarr.Group, name: str) -> _Sequence:
+        attrs = group.attrs
+        return _Sequence(
+            name=name,
+            frames=int(attrs["num_frames"]),
+            height=int(attrs["height"]),
+            width=int(attrs["width"]),
+            bit_depth=int(dict(attrs.get("codec", {})).get("bit_depth", 10)),
+            has_sharp="sharp" in group,
+        )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_arrays"], state["_pid"] = {}, -1  # reopen in the worker
+        return state
+
+    def _array(self, sequence: str, name: str) -> zarr.Array:
+        if self._pid != os.getpid():
+            self._arrays, self._pid = {}, os.getpid()
+        key = (sequence, name)
+        if key not in self._arrays:
+            path = self.store_path / self.split / sequence / name
+            self._arrays[key] = zarr.open_array(path, mode="r", zarr_format=3)
+        return self._arrays[key]
+
+    def _read(self, sequence: str, name: str, selection: tuple[slice, ...]) -> np.ndarray:
+        """Read ``selection`` of array ``name`` of a sequence (override to read another layout)."""
+        return self._array(sequence, name)[selection]
+
+    def _origin(self, seq: _Sequence) -> tuple[int, int, int, int]:
+        """Crop (y0, x0, h, w): random and 4-pixel aligned in train mode, the full frame in test mode."""
+        if self.mode == "test":
+            return 0, 0, seq.height, seq.width
+        h = self.crop or seq.height // 4 * 4
+        w = self.crop or seq.width // 4 * 4
+        y0 = 4 * int(torch.randint(0, (seq.height - h) // 4 + 1, ()))
+        x0 = 4 * int(torch.randint(0, (seq.width - w) // 4 + 1, ()))
+        return y0, x0, h, w
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        seq_i, t0 = self.index[index]
+        seq = self.sequences[seq_i]
+        t1 = t0 + self.clip_len
+        y0, x0, h, w = self._origin(seq)
+        pixels = (slice(t0, t1), slice(y0, y0 + h), slice(x0, x0 + w))
+        grid = (slice(t0, t1), slice(None), slice(y0 // 4, -(-(y0 + h) // 4)), slice(x0 // 4, -(-(x0 + w) // 4)))
+        flows, valid = block_flows(self._read(seq.name, "mv", grid), self._read(seq.name, "mv_ref", grid))
+        valid[0, 0] = False  # no previous / next frame inside the clip
+        valid[-1, 1] = False
+        clip = {  # (T, C, H, W) views; flows and validity still on the 4x4 block grid
+            "lq": self._read(seq.name, self.input, pixels).transpose(0, 3, 1, 2),
+            "residual": self._read(seq.name, "residual", pixels)[:, None],
+            "flow_prev": flows[:, 0],
+            "flow_next": flows[:, 1],
+            "flow_valid": valid.astype(np.float32),
+        }
+        if self.has_gt:
+            clip["gt"] = self._read(seq.name, "sharp", pixels).transpose(0, 3, 1, 2)
+        frames = torch.arange(t0, t1)
+        if self.augment:  # crops are whole blocks here, so block-grid flips match pixel flips
+            flip_h, flip_v, backwards = (torch.rand(3) < 0.5).tolist()
+            clip = aug.hflip(clip) if flip_h else clip
+            clip = aug.vflip(clip) if flip_v else clip
+            if backwards:
+                clip, frames = aug.reverse(clip), frames.flip(0)
+        item: dict[str, Any] = {
+            "lq": _scaled(clip["lq"], 1.0 / 255.0),
+            "flow_prev": _dense(clip["flow_prev"], h, w),
+            "flow_next": _dense(clip["flow_next"], h, w),
+            "flow_valid": _dense(clip["flow_valid"], h, w),
+            "residual": normalize_residual(clip["residual"], seq.bit_depth),
+        }
+        if self.has_gt:
+            item["gt"] = _scaled(clip["gt"], 1.0 / 255.0)
+        item["key"] = {"sequence": f"{self.split}/{seq.name}", "frames": frames}
+        return item
+
+
+def _scaled(array: np.ndarray, scale: float) -> torch.Tensor:
+    """A C-contiguous float32 tensor of ``array * scale`` (one pass over any strided view)."""
+    out = np.empty(array.shape, np.float32)
+    np.multiply(array, np.float32(scale), out=out, dtype=np.float32)
+    return torch.from_numpy(out)
+
+
+def _dense(blocks: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """Nearest 4x upsampling of a (T, C, h4, w4) block map to a float32 (T, C, height, width) tensor."""
+    return torch.from_numpy(np.ascontiguousarray(upsample_blocks(blocks, height, width), np.float32))

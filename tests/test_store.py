@@ -1,0 +1,180 @@
+"""Store schema round-trip, verify, info, export and error messages (no codec needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import zarr
+from click.testing import CliRunner
+from .test_store_util import random_sequence, sequence_attrs, write_store
+
+from cpgd_bench.cli import main
+from cpgd_bench.store import FORMAT_VERSION, StoreError, StoreWriter, export_h5, open_store, verify_store
+from cpgd_bench.store.schema import FRAMES_PER_SHARD, sha256_of
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> tuple[Path, dict]:
+    seqs = {
+        ("train", "a"): random_sequence(1),
+        ("train", "b"): random_sequence(2, t=9, h=64, w=64, sharp=False),
+        ("test", "c"): random_sequence(3, t=35),
+    }
+    return write_store(tmp_path / "s.zarr", seqs), seqs
+
+
+def test_round_trip_arrays_attrs_and_layout(store: tuple[Path, dict]) -> None:
+    path, seqs = store
+    s = open_store(path)
+    assert s.splits() == ["test", "train"]
+    assert s.sequences("train") == ["a", "b"]
+    assert s.attrs["format_version"] == FORMAT_VERSION and s.dataset == "unit"
+    for (split, name), arrays in seqs.items():
+        group = s.group(split, name)
+        assert sorted(k for k, _ in group.arrays()) == sorted(arrays)
+        for key, value in arrays.items():
+            stored = group[key]
+            assert stored.dtype == value.dtype and stored.shape == value.shape
+            np.testing.assert_array_equal(stored[...], value)
+        attrs = s.sequence_attrs(split, name)
+        t = len(arrays["decoded"])
+        assert attrs["num_frames"] == t and (attrs["height"], attrs["width"]) == arrays["decoded"].shape[1:3]
+        assert attrs["frame_names"] == sequence_attrs(t)["frame_names"]
+        assert attrs["split"] == split and attrs["sequence"] == name and attrs["codec"] == {"bit_depth": 10}
+        assert attrs["checksums"] == {k: sha256_of(v) for k, v in arrays.items()}
+    decoded = s.group("test", "c")["decoded"]
+    assert decoded.shards is not None and decoded.shards[0] == FRAMES_PER_SHARD
+    assert [type(c).__name__ for c in decoded.compressors] == ["ZstdCodec"]
+    # one shard file per 16 frames: 35 frames -> 3 shards along time, one spatial shard
+    shard_files = [p for p in (path / "test" / "c" / "decoded" / "c").rglob("*") if p.is_file()]
+    assert len(shard_files) == 3
+
+
+def test_verify_ok_and_detects_changed_data(store: tuple[Path, dict]) -> None:
+    path, _ = store
+    report = verify_store(path)
+    assert report.ok and report.sequences == 3 and report.frames == 20 + 9 + 35
+    arr = zarr.open_array(path / "train" / "a" / "residual", mode="r+")
+    arr[3, 5, 7] = arr[3, 5, 7] + 1  # silent data change, checksum not updated
+    report = verify_store(path)
+    assert not report.ok
+    assert any("train/a/residual: checksum mismatch" in p for p in report.problems)
+
+
+def test_verify_detects_corrupt_shard_and_missing_array(store: tuple[Path, dict]) -> None:
+    path, _ = store
+    shard = next(p for p in (path / "train" / "a" / "mv" / "c").rglob("*") if p.is_file())
+    shard.write_bytes(b"\0" * 64)
+    shutil.rmtree(path / "test" / "c" / "qp")
+    report = verify_store(path)
+    text = "\n".join(report.problems)
+    assert "train/a/mv: unreadable" in text or "train/a/mv: checksum mismatch" in text
+    assert "test/c: required array qp is missing" in text
+
+
+def test_verify_cli_exit_codes(store: tuple[Path, dict]) -> None:
+    path, _ = store
+    runner = CliRunner()
+    ok = runner.invoke(main, ["dataset", "verify", str(path)])
+    assert ok.exit_code == 0, ok.output
+    assert "3 sequences, 64 frames: OK" in ok.output
+    zarr.open_array(path / "test" / "c" / "mv_ref", mode="r+")[0, 0, 0, 0] = 99
+    bad = runner.invoke(main, ["dataset", "verify", str(path)])
+    assert bad.exit_code == 1
+    assert "test/c/mv_ref: checksum mismatch" in bad.output
+
+
+def test_info_cli(store: tuple[Path, dict]) -> None:
+    path, _ = store
+    result = CliRunner().invoke(main, ["dataset", "info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "train   b" in result.output and "3 sequences, 64 frames" in result.output
+    as_json = json.loads(CliRunner().invoke(main, ["dataset", "info", str(path), "--json"]).output)
+    assert [r["frames"] for r in as_json["sequences"]] == [35, 20, 9]
+
+
+def test_export_h5_same_layout(store: tuple[Path, dict], tmp_path: Path) -> None:
+    path, seqs = store
+    out = tmp_path / "x.h5"
+    result = CliRunner().invoke(main, ["dataset", "export", str(path), "--format", "h5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with h5py.File(out) as h5:
+        assert h5.attrs["dataset"] == "unit"
+        for (split, name), arrays in seqs.items():
+            group = h5[f"{split}/{name}"]
+            assert sorted(group) == sorted(arrays)
+            for key, value in arrays.items():
+                np.testing.assert_array_equal(group[key][...], value)
+            assert json.loads(group.attrs["checksums"]) == {k: sha256_of(v) for k, v in arrays.items()}
+            assert "checksums" in json.loads(group.attrs["attrs_json_keys"])
+    with pytest.raises(StoreError, match="exists"):
+        export_h5(path, out)
+
+
+def _one_line(message: str) -> None:
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_missing_store_wrong_split_and_old_format(store: tuple[Path, dict], tmp_path: Path) -> None:
+    path, _ = store
+    with pytest.raises(StoreError, match=r"no store at .*nope\.zarr; build one with `cpgd-bench dataset build") as e:
+        open_store(tmp_path / "nope.zarr")
+    _one_line(str(e.value))
+    with pytest.raises(StoreError, match=r"has no split 'val' \(splits: test, train\)"):
+        open_store(path).sequences("val")
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["attributes"]["format_version"] = FORMAT_VERSION - 1
+    (path / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match=rf"format version {FORMAT_VERSION - 1}.*rebuild it") as e:
+        open_store(path)
+    _one_line(str(e.value))
+    assert str(path) in str(e.value)
+    result = CliRunner().invoke(main, ["dataset", "verify", str(path)])
+    assert result.exit_code == 1 and "Error: store" in result.output
+    _one_line(result.output.strip())
+
+
+def test_writer_validates_schema(tmp_path: Path) -> None:
+    arrays = random_sequence(5)
+    with StoreWriter(tmp_path / "s.zarr", "unit") as writer:
+        bad = dict(arrays, mv=arrays["mv"].astype(np.int32))
+        with pytest.raises(StoreError, match="array mv has dtype int32, schema says int16"):
+            writer.write_sequence("train", "x", bad, sequence_attrs(20))
+        with pytest.raises(StoreError, match=r"array residual has shape \(20, 40, 50\), expected \(20, 40, 52\)"):
+            writer.write_sequence("train", "x", dict(arrays, residual=arrays["residual"][..., :50]), sequence_attrs(20))
+        with pytest.raises(StoreError, match=r"required arrays \['qp'\] are missing"):
+            writer.write_sequence("train", "x", {k: v for k, v in arrays.items() if k != "qp"}, sequence_attrs(20))
+        with pytest.raises(StoreError, match="invalid sequence name"):
+            writer.write_sequence("train", ".hidden", arrays, sequence_attrs(20))
+        with pytest.raises(StoreError, match="unknown store array 'flow'"):
+            writer.write_sequence("train", "x", dict(arrays, flow=arrays["mv"]), sequence_attrs(20))
+        writer.write_sequence("train", "x", arrays, sequence_attrs(20))
+        with pytest.raises(StoreError, match="already exists"):
+            writer.write_sequence("train", "x", arrays, sequence_attrs(20))
+    assert not list((tmp_path / "s.zarr" / "train").glob(".*"))  # no temporary left behind
+
+
+def test_writer_refuses_foreign_dir_other_dataset_and_live_lock(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("x")
+    with pytest.raises(StoreError, match="is not a coding-prior store"):
+        StoreWriter(foreign, "unit")
+    path = tmp_path / "s.zarr"
+    with StoreWriter(path, "unit"):
+        with pytest.raises(StoreError, match=rf"being written by process {os.getpid()}"):
+            StoreWriter(path, "unit")
+    with pytest.raises(StoreError, match="holds dataset 'unit', not 'other'"):
+        StoreWriter(path, "other")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (path / ".build.lock").write_text(dead.stdout.strip())  # stale lock of a finished process
+    StoreWriter(path, "unit").close()
+    assert not (path / ".build.lock").exists()
