@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import zarr
 from click.testing import CliRunner
-from .test_store_util import random_sequence, sequence_attrs, write_store
 
 from cpgd_bench.cli import main
 from cpgd_bench.store import FORMAT_VERSION, StoreError, StoreWriter, export_h5, open_store, verify_store
 from cpgd_bench.store.schema import FRAMES_PER_SHARD, sha256_of
+
+from .test_store_util import random_sequence, sequence_attrs, write_store
 
 
 @pytest.fixture
@@ -169,9 +170,8 @@ def test_writer_refuses_foreign_dir_other_dataset_and_live_lock(tmp_path: Path) 
     with pytest.raises(StoreError, match="is not a coding-prior store"):
         StoreWriter(foreign, "unit")
     path = tmp_path / "s.zarr"
-    with StoreWriter(path, "unit"):
-        with pytest.raises(StoreError, match=rf"being written by process {os.getpid()}"):
-            StoreWriter(path, "unit")
+    with StoreWriter(path, "unit"), pytest.raises(StoreError, match=rf"being written by process {os.getpid()}"):
+        StoreWriter(path, "unit")
     with pytest.raises(StoreError, match="holds dataset 'unit', not 'other'"):
         StoreWriter(path, "other")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
