@@ -11,8 +11,9 @@ JOBS      ?= 2
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-system-deps:  ## apt packages for the codec build (nasm; needs root)
+system-deps:  ## apt packages: nasm for the codec build, chromium for the report rendering test (needs root)
 	@command -v nasm >/dev/null || (apt-get update -qq && apt-get install -y -qq nasm)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 install: system-deps  ## install the package with its dev extras (torch/torchvision from PyPI, unpinned)
 	$(PYTHON) -m pip install -q -e ".[dev]"
@@ -28,6 +29,8 @@ codec-asan:  ## AddressSanitizer build of the patched decoder and dump tool
 
 dataset: codec  ## build the sample store (and real datasets found under DATA_ROOT; DATASETS=, PROFILE= select)
 	cpgd-bench dataset build sample --out $(STORES)/sample.zarr --profile $(PROFILE) --jobs $(JOBS)
+	cpgd-bench dataset build-all --data-root $(DATA_ROOT) --stores $(STORES) --profile $(PROFILE) --jobs $(JOBS) \
+		--only "$(DATASETS)"
 
 test: codec codec-reference codec-asan  ## the whole test suite (what CI runs)
 	CPGD_REQUIRE_CODEC=1 $(PYTHON) -m pytest -q

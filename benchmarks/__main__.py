@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_codec", "bench_loader"]
+BENCHES = ["bench_codec", "bench_loader", "bench_build", "bench_cpc"]
 
 
 def main(names: list[str]) -> None:

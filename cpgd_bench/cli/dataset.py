@@ -1,4 +1,4 @@
-"""`cpgd-bench dataset ...`: build, inspect, verify and export coding-prior stores."""
+"""`cpgd-bench dataset ...`: download, check, build, inspect, verify and export coding-prior stores."""
 
 from __future__ import annotations
 
@@ -9,25 +9,56 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import yaml
 
 from cpgd_bench.codec.errors import CodecError
 from cpgd_bench.sources import SourceError, get_source, source_names
 from cpgd_bench.store import StoreError, export_h5, format_info, store_info, verify_store
 
 F = TypeVar("F", bound=Callable[..., Any])
+REAL_DATASETS = ("gopro", "dvd", "hqvideo")
 
 
 def _user_errors(func: F) -> F:
     """Turn expected user mistakes into one-line click errors."""
+    from cpgd_bench.store.build import BuildError
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (StoreError, SourceError, CodecError) as e:
+        except (StoreError, SourceError, CodecError, BuildError) as e:
             raise click.ClickException(str(e)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` source options; values are read as YAML scalars/lists (``100``, ``null``, ``[test]``)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE (e.g. -o blur=blur_gamma)", param_hint="--option")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def _source(name: str, root: Path | None, options: tuple[str, ...]) -> Any:
+    if name != "sample" and root is None:
+        raise click.UsageError(f"dataset {name} needs --root (the folder holding it; see `cpgd-bench dataset check`)")
+    return get_source(name, root=root, **_parse_options(options))
+
+
+_OPTION_HELP = "Source option KEY=VALUE, repeatable (e.g. blur=blur_gamma, splits=[test], segment_frames=50)."
+_jobs = click.option("--jobs", "-j", default=1, show_default=True, type=int,
+                     help="Sequences built at once (-1: one per CPU; with dask: tasks in flight).")
+_backend = click.option("--backend", type=click.Choice(["loky", "threading", "dask"]), default="loky",
+                        show_default=True, help="joblib backend: loky processes, threads, or a Dask cluster.")
+_scheduler = click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for --backend dask.")
+_profile = click.option("--profile", default="default", show_default=True, help="Codec profile (manifests/codec).")
+_workdir = click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+                        help="Codec scratch dir (shared by all workers with dask).")
 
 
 @click.group()
@@ -38,18 +69,99 @@ def dataset() -> None:
 @dataset.command()
 @click.argument("name", type=click.Choice(source_names()))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Store directory (e.g. x.zarr).")
-@click.option("--root", type=click.Path(exists=True, path_type=Path), help="Dataset root dir.")
-@click.option("--profile", default="default", show_default=True, help="Codec profile (manifests/codec).")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Codec scratch dir.")
+@click.option("--root", type=click.Path(exists=True, path_type=Path), help="Dataset root dir (or a video file).")
+@click.option("--option", "-o", "options", multiple=True, help=_OPTION_HELP)
+@_profile
+@_workdir
+@_jobs
+@_backend
+@_scheduler
 @_user_errors
-def build(name: str, out: Path, root: Path | None, profile: str, workdir: Path | None) -> None:
+def build(name: str, out: Path, root: Path | None, options: tuple[str, ...], profile: str, workdir: Path | None,
+          jobs: int, backend: str, scheduler: str | None) -> None:  # fmt: skip
     """Build (or resume) the store OUT for dataset NAME with VVC coding priors."""
     from cpgd_bench.store.build import build_store
 
-    summary = build_store(get_source(name, root=root), out, profile=profile, workdir=workdir)
+    summary = build_store(_source(name, root, options), out, profile=profile, workdir=workdir, jobs=jobs,
+                          backend=backend, scheduler=scheduler)  # fmt: skip
     click.echo(summary.format())
     if summary.failed:
         raise SystemExit(1)
+
+
+@dataset.command("build-all")
+@click.option("--data-root", default="data/raw", show_default=True, type=click.Path(path_type=Path),
+              help="Folder holding the raw datasets (GOPRO_Large/, DeepVideoDeblurring_Dataset/, HQ-Video/).")
+@click.option("--stores", default="data/stores", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for the stores (<name>.zarr).")
+@click.option("--only", default="", help="Comma-separated datasets to build (default: every one found).")
+@_profile
+@_workdir
+@_jobs
+@_backend
+@_scheduler
+@_user_errors
+def build_all(data_root: Path, stores: Path, only: str, profile: str, workdir: Path | None, jobs: int, backend: str,
+              scheduler: str | None) -> None:  # fmt: skip
+    """Build a store for each real dataset found under --data-root (those named in --only must be there)."""
+    from cpgd_bench.sources.manifest import load_manifest
+    from cpgd_bench.store.build import build_store
+
+    requested = [n for n in only.replace(",", " ").split() if n != "sample"]
+    unknown = [n for n in requested if n not in REAL_DATASETS]
+    if unknown:
+        raise click.UsageError(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(REAL_DATASETS)}")
+    wanted = requested if only.strip() else list(REAL_DATASETS)  # --only sample: no real dataset
+    failed = False
+    for name in wanted:
+        manifest = load_manifest(name)
+        root = manifest.find_root(data_root)
+        if root is None:
+            line = f"{name}: not found under {data_root} (looked for {', '.join(manifest.root_dirs)})"
+            if requested:
+                click.echo(f"error: {line}", err=True)
+                failed = True
+            else:
+                click.echo(f"skip {line}")
+            continue
+        summary = build_store(get_source(name, root=root), stores / f"{name}.zarr", profile=profile, workdir=workdir,
+                              jobs=jobs, backend=backend, scheduler=scheduler)  # fmt: skip
+        click.echo(summary.format())
+        failed = failed or bool(summary.failed)
+    if failed:
+        raise SystemExit(1)
+
+
+@dataset.command()
+@click.argument("name", type=click.Choice([n for n in source_names() if n != "sample"]))
+@click.option("--root", required=True, type=click.Path(exists=True, path_type=Path), help="Dataset root dir.")
+@click.option("--option", "-o", "options", multiple=True, help=_OPTION_HELP)
+@_user_errors
+def check(name: str, root: Path, options: tuple[str, ...]) -> None:
+    """Compare the raw dataset under ROOT with its manifest (sequences, frame counts); exit 1 on problems."""
+    source = _source(name, root, options)
+    report = source.check()
+    for line in report.notes:
+        click.echo(f"note: {line}")
+    for line in report.problems:
+        click.echo(f"problem: {line}", err=True)
+    status = "OK" if not report.problems else f"{len(report.problems)} problems"
+    click.echo(f"{name} at {source.root}: {report.sequences} sequences, {report.frames} frames: {status}")
+    if report.problems:
+        raise SystemExit(1)
+
+
+@dataset.command()
+@click.argument("name", type=click.Choice(list(REAL_DATASETS)))
+@click.option("--data-root", default="data/raw", show_default=True, type=click.Path(path_type=Path),
+              help="Where archives (downloads/) and the extracted dataset go.")
+@_user_errors
+def download(name: str, data_root: Path) -> None:
+    """Fetch NAME's official archives (or use ones already in DATA_ROOT/downloads/), check sha256, extract."""
+    from cpgd_bench.sources.download import download_dataset
+
+    for line in download_dataset(name, data_root).lines:
+        click.echo(line)
 
 
 @dataset.command()

@@ -14,6 +14,10 @@ from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 # name -> "module:class"; the class is called as cls(root=..., **options) (root omitted when None).
 _SOURCES = {
     "sample": "cpgd_bench.sources.synthetic:SampleSource",
+    "gopro": "cpgd_bench.sources.gopro:GoProSource",
+    "dvd": "cpgd_bench.sources.dvd:DVDSource",
+    "hqvideo": "cpgd_bench.sources.hqvideo:HQVideoSource",
+    "folder": "cpgd_bench.sources.folder:FolderSource",
 }
 
 

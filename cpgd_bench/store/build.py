@@ -1,19 +1,30 @@
-"""Dataset build driver: sequences from a Source -> VVC coding priors -> store, resumable.
+"""Dataset build driver: sequences from a Source -> VVC coding priors -> store, resumable and parallel.
 
 Finished sequences are skipped, so rerunning an interrupted build resumes it. A sequence whose
 source or codec step fails is recorded in the summary and the build carries on; the store never
 holds a partial sequence (see :class:`cpgd_bench.store.writer.StoreWriter`).
+
+Parallel builds: the driver creates the store (root group, every split group) and takes its lock
+once, then fans the missing sequences out with joblib (``jobs`` workers; backend ``loky`` processes,
+``threading``, or ``dask`` on the cluster at ``scheduler``). Each worker writes its sequence under a
+temporary name unique to its process and a random token, then renames it: workers never touch the
+same path, and a killed worker leaves only a temporary directory that the next build removes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import joblib
 import numpy as np
+import zarr
 from tqdm import tqdm
 
 from cpgd_bench.codec import CodecError, extract_priors, load_profile
@@ -21,12 +32,18 @@ from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceRef, Source
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.reader import read_root_attrs
-from cpgd_bench.store.writer import StoreWriter
+from cpgd_bench.store.writer import LOCK_NAME, StoreWriter
 
 #: Arrays copied from the codec's CodedSequence into the store.
 CODED_ARRAYS = (
     "decoded", "mv", "mv_ref", "residual", "residual_cb", "residual_cr", "poc", "slice_type", "qp",
 )  # fmt: skip
+BACKENDS = ("loky", "threading", "dask")
+SCHEDULER_TIMEOUT = "20s"  # how long to try reaching a Dask scheduler
+
+
+class BuildError(RuntimeError):
+    """A build that cannot start (bad backend options, unreachable scheduler); one-line message."""
 
 
 @dataclass
@@ -37,16 +54,26 @@ class BuildSummary:
     built: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    frames: int = 0
     seconds: float = 0.0
 
     def format(self) -> str:
         """One summary line, then one line per failure."""
         lines = [
-            f"{self.store}: built {len(self.built)}, skipped {len(self.skipped)}, failed {len(self.failed)} "
-            f"in {self.seconds:.1f} s"
+            f"{self.store}: built {len(self.built)} ({self.frames} frames), skipped {len(self.skipped)}, "
+            f"failed {len(self.failed)} in {self.seconds:.1f} s"
         ]
         lines += [f"  failed {key}: {message}" for key, message in self.failed]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One worker's result: the sequence key, its frame count when built, or the failure message."""
+
+    key: str
+    frames: int = 0
+    error: str | None = None
 
 
 def _check_profile(out: Path, profile_name: str) -> None:
@@ -60,11 +87,31 @@ def _check_profile(out: Path, profile_name: str) -> None:
         )
 
 
-def build_one(source: Source, ref: SequenceRef, writer: StoreWriter, profile_name: str, workdir: Path) -> None:
-    """Load, code and store one sequence (raises CodecError / SourceError / StoreError)."""
+class _AttachedWriter(StoreWriter):
+    """A worker's writer on a store whose lock the driving build holds: no lock of its own, no cleanup.
+
+    Only :meth:`write_sequence` is used; its per-process, per-call temporary names keep concurrent
+    writers of different sequences apart.
+    """
+
+    def __init__(self, path: Path, dataset: str) -> None:  # noqa: D107 - see class docstring
+        self.path = Path(path)
+        self.dataset = dataset
+        self._lock = self.path / LOCK_NAME
+        if not (self.path / "zarr.json").exists():
+            raise StoreError(f"store {self.path} is not reachable from this worker; use a shared filesystem path")
+
+    def close(self) -> None:
+        """Nothing to release: the driving build owns the lock."""
+
+
+def build_one(
+    source: Source, ref: SequenceRef, writer: StoreWriter, profile_name: str, workdir: Path, threads: int = 0
+) -> int:
+    """Load, code and store one sequence; returns its frame count (raises CodecError / SourceError / StoreError)."""
     profile = load_profile(profile_name)
     frames = source.load(ref)
-    coded = extract_priors(frames.blur, profile, workdir=workdir, name=ref.name, fps=frames.fps)
+    coded = extract_priors(frames.blur, profile, workdir=workdir, name=ref.name, fps=frames.fps, threads=threads)
     arrays: dict[str, np.ndarray] = {"blur": frames.blur}
     if frames.sharp is not None:
         arrays["sharp"] = frames.sharp
@@ -78,6 +125,68 @@ def build_one(source: Source, ref: SequenceRef, writer: StoreWriter, profile_nam
         "source": dict(frames.attrs),
     }
     writer.write_sequence(ref.split, ref.name, arrays, attrs)
+    return len(frames.blur)
+
+
+def _build_task(
+    source: Source, ref: SequenceRef, out: Path, profile_name: str, workdir: str | None, threads: int
+) -> _Outcome:
+    """Build one sequence into ``out`` (runs in a worker); failures come back as an outcome, not an exception."""
+    key = f"{ref.split}/{ref.name}"
+    writer = _AttachedWriter(out, source.name)
+    scratch = Path(tempfile.mkdtemp(prefix=f"cpgd-{ref.split}-{ref.name}-", dir=workdir))
+    try:
+        return _Outcome(key, frames=build_one(source, ref, writer, profile_name, scratch, threads))
+    except (CodecError, SourceError, StoreError) as e:
+        return _Outcome(key, error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None) -> Iterator[None]:
+    """Connect to the Dask scheduler for joblib's dask backend (closed on exit)."""
+    if not scheduler:
+        raise BuildError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise BuildError("the dask backend needs dask.distributed: pip install 'dask[distributed]'") from None
+    try:
+        client = Client(scheduler, timeout=SCHEDULER_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError) as e:
+        raise BuildError(f"cannot reach the Dask scheduler at {scheduler}: {str(e).splitlines()[0]}") from None
+    try:
+        with joblib.parallel_config(backend="dask", client=client):
+            yield
+    finally:
+        client.close()
+
+
+def _outcomes(
+    source: Source, todo: list[SequenceRef], out: Path, profile: str, workdir: str | None,
+    jobs: int, backend: str, scheduler: str | None,
+) -> Iterator[_Outcome]:  # fmt: skip
+    """Run the build tasks: in this process for one job, else through joblib, yielding as they finish."""
+    if jobs == 1 and backend != "dask":
+        for ref in todo:
+            yield _build_task(source, ref, out, profile, workdir, 0)
+        return
+    threads = 0 if backend == "dask" else max(1, (os.cpu_count() or 1) // jobs)
+    tasks = (joblib.delayed(_build_task)(source, ref, out, profile, workdir, threads) for ref in todo)
+    if backend == "dask":
+        with _dask_client(scheduler):
+            yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks)
+        return
+    yield from joblib.Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered")(tasks)
+
+
+def _prepare(writer: StoreWriter, refs: list[SequenceRef]) -> None:
+    """Create every split group before fan-out, so concurrent workers only ever add sequence groups."""
+    root = zarr.open_group(writer.path, mode="r+")
+    for split in sorted({ref.split for ref in refs}):
+        if not (writer.path / split / "zarr.json").exists():
+            root.require_group(split)
 
 
 def build_store(
@@ -86,36 +195,60 @@ def build_store(
     profile: str = "default",
     workdir: str | Path | None = None,
     progress: bool = True,
+    jobs: int = 1,
+    backend: str = "loky",
+    scheduler: str | None = None,
 ) -> BuildSummary:
     """Build (or resume) the store ``out`` from every sequence of ``source`` with codec ``profile``.
 
-    ``workdir`` hosts the per-sequence codec scratch files (a temporary directory by default).
-    Raises StoreError / CodecError for problems that stop the whole build (bad ``out`` path,
-    unknown profile, missing codec build, profile mismatch with an existing store).
+    ``jobs`` sequences build at once (``-1``: one per CPU); ``backend`` is a joblib backend:
+    ``loky`` (processes), ``threading`` or ``dask`` (the Dask cluster at ``scheduler``; ``out`` and
+    ``workdir`` must then be paths every worker sees, e.g. a shared filesystem). ``workdir`` hosts
+    the per-sequence codec scratch files (the system temporary directory by default).
+    Raises StoreError / CodecError / BuildError for problems that stop the whole build (bad ``out``
+    path, unknown profile, missing codec build, profile mismatch with an existing store, bad backend).
     """
     started = time.perf_counter()
-    out = Path(out)
+    if backend not in BACKENDS:
+        raise BuildError(f"unknown build backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if "://" in str(out):
+        raise BuildError(
+            f"{out}: the store writer renames finished sequences into place, which needs a local or shared "
+            "POSIX filesystem path (mount the bucket, e.g. with s3fs/gcsfuse, and pass that path)"
+        )
+    if jobs == -1:
+        jobs = os.cpu_count() or 1
+    if jobs < 1:
+        raise BuildError(f"--jobs must be >= 1 or -1 (one per CPU), got {jobs}")
+    out = Path(out).absolute()
     resolved = load_profile(profile)
     _check_profile(out, resolved.name)
     summary = BuildSummary(store=out)
     root_attrs = {"source": source.describe(), "codec_profile": resolved.as_dict()}
     refs = source.sequences()
-    with StoreWriter(out, source.name, root_attrs) as writer, tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        bar = tqdm(refs, desc=f"build {source.name}", unit="seq", disable=not progress)
-        for ref in bar:
-            key = f"{ref.split}/{ref.name}"
-            bar.set_postfix_str(key)
+    scratch_root = None if workdir is None else str(Path(workdir).absolute())
+    if scratch_root is not None:
+        Path(scratch_root).mkdir(parents=True, exist_ok=True)
+    with StoreWriter(out, source.name, root_attrs) as writer:
+        todo = []
+        for ref in refs:
             if writer.has_sequence(ref.split, ref.name):
-                summary.skipped.append(key)
-                continue
-            scratch = Path(tmp) / f"{ref.split}-{ref.name}"
-            scratch.mkdir()
-            try:
-                build_one(source, ref, writer, resolved.name, scratch)
-                summary.built.append(key)
-            except (CodecError, SourceError, StoreError) as e:
-                summary.failed.append((key, str(e).splitlines()[0] if str(e) else type(e).__name__))
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+                summary.skipped.append(f"{ref.split}/{ref.name}")
+            else:
+                todo.append(ref)
+        _prepare(writer, todo)
+        with tqdm(total=len(refs), initial=len(summary.skipped), desc=f"build {source.name}", unit="seq",
+                  disable=not progress) as bar:  # fmt: skip
+            for outcome in _outcomes(source, todo, out, resolved.name, scratch_root, jobs, backend, scheduler):
+                if outcome.error is None:
+                    summary.built.append(outcome.key)
+                    summary.frames += outcome.frames
+                else:
+                    summary.failed.append((outcome.key, outcome.error))
+                bar.set_postfix_str(outcome.key)
+                bar.update()
+    order = {f"{r.split}/{r.name}": i for i, r in enumerate(refs)}
+    summary.built.sort(key=order.__getitem__)
+    summary.failed.sort(key=lambda item: order[item[0]])
     summary.seconds = time.perf_counter() - started
     return summary
