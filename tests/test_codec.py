@@ -20,8 +20,12 @@ from cpgd_bench.codec import (
     load_profile,
     run_dump,
 )
+from cpgd_bench.codec import priors as priors_module
 from cpgd_bench.codec.colour import rgb_to_yuv420, yuv420_to_rgb
 from cpgd_bench.codec.encode import pad_to_multiple
+from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
+from cpgd_bench.store import verify_store
+from cpgd_bench.store.build import build_store
 
 from .codec_clips import translating_clip
 
@@ -199,3 +203,38 @@ def test_asan_build_is_clean(stream, stream_nolf, tmp_path):
             proc = subprocess.run([str(tool), *args, "-o", str(tmp_path / "o.bin"), str(s)],
                                   capture_output=True, text=True)
             assert proc.returncode == 0 and "AddressSanitizer" not in proc.stderr, proc.stderr[-2000:]
+
+
+class _TwoClips(Source):
+    """Two tiny in-memory sequences, ``good`` and ``bad``."""
+
+    name = "twoclips"
+
+    def sequences(self) -> list[SequenceRef]:
+        return [SequenceRef("test", "bad"), SequenceRef("test", "good")]
+
+    def load(self, ref: SequenceRef) -> SequenceFrames:
+        frames = translating_clip(4, (64, 96))
+        return SequenceFrames(blur=frames, sharp=frames, fps=30.0, frame_names=[f"{i:05d}" for i in range(4)])
+
+
+def test_corrupt_bitstream_fails_one_sequence_and_the_build_carries_on(tmp_path, monkeypatch):
+    """A sequence whose bitstream is damaged is listed as failed, with a one-line reason; nothing of it is stored."""
+    _require("patched")
+    real_encode = priors_module.encode
+
+    def damaging_encode(frames, profile, out, **kwargs):
+        path = real_encode(frames, profile, out, **kwargs)
+        if Path(out).stem == "bad":
+            Path(out).write_bytes(Path(out).read_bytes()[:300] + os.urandom(2000))
+        return path
+
+    monkeypatch.setattr(priors_module, "encode", damaging_encode)
+    store = tmp_path / "s.zarr"
+    summary = build_store(_TwoClips(), store, profile="ra-qp32", progress=False)
+    assert summary.built == ["test/good"]
+    (key, reason), = summary.failed
+    assert key == "test/bad" and "\n" not in reason and "bad.266" in reason
+    assert "failed test/bad" in summary.format()
+    assert sorted(p.name for p in (store / "test").iterdir() if p.is_dir()) == ["good"]  # nothing partial or temporary
+    assert verify_store(store, checksums=True, progress=False).ok
