@@ -32,7 +32,7 @@ from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceRef, Source
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.reader import read_root_attrs
-from cpgd_bench.store.writer import LOCK_NAME, StoreWriter
+from cpgd_bench.store.writer import StoreWriter
 
 #: Arrays copied from the codec's CodedSequence into the store.
 CODED_ARRAYS = (
@@ -87,24 +87,6 @@ def _check_profile(out: Path, profile_name: str) -> None:
         )
 
 
-class _AttachedWriter(StoreWriter):
-    """A worker's writer on a store whose lock the driving build holds: no lock of its own, no cleanup.
-
-    Only :meth:`write_sequence` is used; its per-process, per-call temporary names keep concurrent
-    writers of different sequences apart.
-    """
-
-    def __init__(self, path: Path, dataset: str) -> None:  # noqa: D107 - see class docstring
-        self.path = Path(path)
-        self.dataset = dataset
-        self._lock = self.path / LOCK_NAME
-        if not (self.path / "zarr.json").exists():
-            raise StoreError(f"store {self.path} is not reachable from this worker; use a shared filesystem path")
-
-    def close(self) -> None:
-        """Nothing to release: the driving build owns the lock."""
-
-
 def build_one(
     source: Source, ref: SequenceRef, writer: StoreWriter, profile_name: str, workdir: Path, threads: int = 0
 ) -> int:
@@ -133,7 +115,7 @@ def _build_task(
 ) -> _Outcome:
     """Build one sequence into ``out`` (runs in a worker); failures come back as an outcome, not an exception."""
     key = f"{ref.split}/{ref.name}"
-    writer = _AttachedWriter(out, source.name)
+    writer = StoreWriter(out, source.name, lock=False)
     scratch = Path(tempfile.mkdtemp(prefix=f"cpgd-{ref.split}-{ref.name}-", dir=workdir))
     try:
         return _Outcome(key, frames=build_one(source, ref, writer, profile_name, scratch, threads))

@@ -51,12 +51,22 @@ class StoreWriter:
 
     ``root_attrs`` (for example the source's description and the codec profile) are recorded on
     creation. Use as a context manager, or call :meth:`close` to release the lock.
+    ``lock=False`` attaches a worker of a parallel build to an existing store whose lock the driving
+    build holds: it takes no lock and removes nothing; per-call temporary names keep concurrent writers
+    of different sequences apart.
     """
 
-    def __init__(self, path: str | Path, dataset: str, root_attrs: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: str | Path, dataset: str, root_attrs: Mapping[str, Any] | None = None, *, lock: bool = True
+    ) -> None:
         self.path = Path(path)
         self.dataset = check_name("dataset", dataset)
         self._lock: Path | None = None
+        self._open = True
+        if not lock:
+            if not (self.path / "zarr.json").exists():
+                raise StoreError(f"store {self.path} is not reachable from this worker; use a shared filesystem path")
+            return
         foreign = self.path.exists() and not (self.path / "zarr.json").exists()
         if foreign and (not self.path.is_dir() or any(self.path.iterdir())):
             raise StoreError(f"{self.path} exists and is not a coding-prior store; choose another path")
@@ -105,7 +115,8 @@ class StoreWriter:
                     shutil.rmtree(tmp, ignore_errors=True)
 
     def close(self) -> None:
-        """Release the store lock."""
+        """Release the store lock (if this writer holds it); the writer takes no more sequences."""
+        self._open = False
         if self._lock is not None:
             self._lock.unlink(missing_ok=True)
             self._lock = None
@@ -138,7 +149,7 @@ class StoreWriter:
         """
         check_name("split", split)
         check_name("sequence", sequence)
-        if self._lock is None:
+        if not self._open:
             raise StoreError(f"writer for {self.path} is closed")
         t, h, w = validate_arrays(arrays, f"{split}/{sequence}")
         missing = [k for k in ("fps", "frame_names") if k not in attrs]
