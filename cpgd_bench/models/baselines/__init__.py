@@ -1,1 +1,1 @@
-"""models/baselines"""
+"""Wrappers that run the authors' own networks of the paper's Table I from local checkouts (see ``adapter``)."""

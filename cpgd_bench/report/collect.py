@@ -1,0 +1,183 @@
+"""Leaderboard rows: finished runs (measured) and the paper's tables (reported), never mixed.
+
+A measured row takes its numbers from the run's ``per_frame.csv``, averaged as the run's protocol says
+(over frames, sequences, or the windows in ``per_window.csv``) and checked against ``run.json``'s
+summary, so the leaderboard and the per-frame tables cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cpgd_bench.eval import results as rs
+
+#: Display order of the metrics every table shows (others a run measured follow).
+METRICS = ["psnr", "ssim", "lpips", "niqe", "musiq"]
+HIGHER_BETTER = {"psnr": True, "ssim": True, "lpips": False, "niqe": False, "musiq": True}
+DECIMALS = {"psnr": 2, "ssim": 4, "lpips": 4, "niqe": 3, "musiq": 3}
+TITLES = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "niqe": "NIQE", "musiq": "MUSIQ"}
+_TOLERANCE = 1e-6
+
+
+class ReportError(ValueError):
+    """The runs or the reported table cannot be turned into a leaderboard; the message says which file."""
+
+
+@dataclass
+class MeasuredRun:
+    """One finished run: its directory, run.json, results tables and leaderboard row."""
+
+    run_dir: Path
+    record: dict[str, Any]
+    per_frame: pd.DataFrame
+    per_sequence: pd.DataFrame
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+def higher_better(metric: str) -> bool:
+    """Whether larger is better for ``metric`` (the metrics registry decides for metrics beyond the table's)."""
+    if metric in HIGHER_BETTER:
+        return HIGHER_BETTER[metric]
+    from cpgd_bench.metrics import get_metric
+
+    return bool(get_metric(metric).higher_better)
+
+
+def protocol_label(scoring: dict[str, Any]) -> str:
+    """``<name> v<version>`` from the scorer's provenance (a dict or a plain name)."""
+    proto = scoring.get("protocol", "unknown")
+    if isinstance(proto, dict):
+        name, version = proto.get("name", "unknown"), proto.get("version")
+        return f"{name} v{version}" if version is not None else str(name)
+    version = scoring.get("protocol_version")
+    return f"{proto} v{version}" if version is not None else str(proto)
+
+
+def protocol_average(per_frame: pd.DataFrame, per_window: pd.DataFrame | None, metric: str, average: str) -> float:
+    """``metric`` averaged from the per-frame table as the protocol says: over frames, sequences or windows."""
+    column = per_frame[metric].astype(float)
+    if average == "frame":
+        return float(column.mean(skipna=False))
+    if average == "sequence":
+        return float(column.groupby(per_frame["sequence"], sort=False).mean().mean(skipna=False))
+    if per_window is None:
+        raise ReportError(f"protocol averages over windows but the run has no {rs.PER_WINDOW}; rerun with --force")
+    means = []
+    for win in per_window.itertuples():
+        inside = (per_frame["sequence"] == win.sequence) & per_frame["frame"].between(win.start, win.end - 1)
+        means.append(column[inside].mean(skipna=False))
+    return float(pd.Series(means, dtype=float).mean(skipna=False))
+
+
+def _checked(run_dir: Path, metric: str, summary: float | None, recomputed: float) -> float:
+    """The value from the per-frame table, after checking that run.json's summary agrees with it."""
+    missing = summary is None or (isinstance(summary, float) and math.isnan(summary))
+    if missing != math.isnan(recomputed) or (
+        not missing and abs(float(summary) - recomputed) > _TOLERANCE * max(1.0, abs(recomputed))  # type: ignore[arg-type]
+    ):
+        raise ReportError(
+            f"{run_dir / rs.RUN_JSON}: {metric} summary {summary} differs from {recomputed} recomputed from "
+            f"{run_dir / rs.PER_FRAME}; rerun with --force"
+        )
+    return recomputed
+
+
+def load_run(run_dir: Path) -> MeasuredRun | None:
+    """A finished run as a MeasuredRun, or None if it is not complete."""
+    record = rs.read_run(run_dir)
+    if record is None or record.get("status") != rs.COMPLETE:
+        return None
+    metrics = list(record.get("metrics", []))
+    per_frame = rs.load_table(run_dir, rs.PER_FRAME, metrics)
+    per_sequence = rs.load_table(run_dir, rs.PER_SEQUENCE, metrics)
+    summary = record.get("summary", {})
+    prov = record.get("provenance", {})
+    row: dict[str, Any] = {
+        "kind": "measured",
+        "table": "",
+        "dataset": record.get("store", {}).get("dataset", ""),
+        "protocol": protocol_label(record.get("scoring", {})),
+        "split": record.get("split", ""),
+        "method": prov.get("label") or record["model"],
+        "model": record["model"],
+        "variant": "",
+        "frames": int(len(per_frame)),
+        "weights_sha256": prov.get("weights_sha256") or "",
+        "code_commit": record.get("code_commit") or "",
+        "upstream_commit": prov.get("upstream_commit") or "",
+        "run": run_dir.name,
+        "date": record.get("finished", ""),
+        "source": "measured",
+        "note": prov.get("notes", ""),
+        "missing": ",".join(sorted(record.get("scoring", {}).get("missing", {}))),
+    }
+    average = record.get("scoring", {}).get("protocol", {}).get("average", "frame")
+    per_window = pd.read_csv(run_dir / rs.PER_WINDOW) if (run_dir / rs.PER_WINDOW).exists() else None
+    for metric in metrics:
+        value = protocol_average(per_frame, per_window, metric, average)
+        row[metric] = _checked(run_dir, metric, summary.get(metric), value)
+    return MeasuredRun(run_dir, record, per_frame, per_sequence, row)
+
+
+def collect_runs(runs_root: Path) -> list[MeasuredRun]:
+    """Every finished run under ``runs_root`` (sorted by directory name)."""
+    root = Path(runs_root)
+    if not root.is_dir():
+        raise ReportError(f"no runs directory {root}; make runs with `cpgd-bench run --model input --store ...`")
+    runs = [load_run(d) for d in sorted(root.iterdir()) if d.is_dir()]
+    return [r for r in runs if r is not None]
+
+
+def load_reported(path: Path) -> pd.DataFrame:
+    """The paper's tables (``reported.csv``) as reported rows; a missing metric column is a one-line error."""
+    if not Path(path).exists():
+        raise ReportError(f"reported results {path} not found; pass --reported FILE (leaderboard/reported.csv)")
+    table = pd.read_csv(path, dtype={"table": str, "variant": str, "flops": str}, keep_default_na=False,
+                        na_values=[""])
+    absent = [c for c in ["table", "dataset", "method", "source", *METRICS] if c not in table.columns]
+    if absent:
+        raise ReportError(f"reported results {path} have no column {', '.join(absent)}; restore the file's header")
+    table = table.fillna({"variant": "", "note": "", "flops": ""})
+    table.insert(0, "kind", "reported")
+    return table
+
+
+def leaderboard_frame(runs: list[MeasuredRun], reported: pd.DataFrame) -> pd.DataFrame:
+    """All rows, measured first; one column per metric (NaN = not measured / not reported)."""
+    measured = pd.DataFrame([r.row for r in runs])
+    frame = pd.concat([measured, reported], ignore_index=True, sort=False)
+    extra = sorted({c for r in runs for c in r.record.get("metrics", [])} - set(METRICS))
+    lead = ["kind", "table", "dataset", "protocol", "split", "method", "model", "variant", *METRICS, *extra]
+    rest = [c for c in frame.columns if c not in lead]
+    for c in lead:
+        if c not in frame.columns:
+            frame[c] = pd.NA
+    return frame[lead + rest]
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """Metric columns present in a leaderboard frame, in display order."""
+    known = [m for m in METRICS if m in frame.columns]
+    static = {"kind", "table", "dataset", "protocol", "split", "method", "model", "variant", "frames", "weights_sha256",
+              "code_commit", "upstream_commit", "run", "date", "source", "note", "flops", "missing"}
+    return known + [c for c in frame.columns if c not in static and c not in known]
+
+
+def ranks(values: list[float], better_high: bool) -> dict[int, int]:
+    """Row index -> 1 (best) or 2 (second best) among the non-NaN ``values`` (ties share the rank).
+
+    Nothing is marked when fewer than two rows have a value: a lone row is not "best" of anything.
+    """
+    if sum(not math.isnan(v) for v in values) < 2:
+        return {}
+    present = sorted({v for v in values if not math.isnan(v)}, reverse=better_high)
+    marks = {}
+    for i, v in enumerate(values):
+        if not math.isnan(v) and v in present[:2]:
+            marks[i] = present.index(v) + 1
+    return marks

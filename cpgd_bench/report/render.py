@@ -1,0 +1,122 @@
+"""Leaderboard tables as Markdown and HTML: one table per dataset and protocol, measured apart from reported.
+
+Within a table, per metric, the best value is bold and the second best underlined (Markdown: italic);
+values are shown with fixed decimals per metric (``collect.DECIMALS``), '—' where not measured.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterator
+
+import pandas as pd
+
+from cpgd_bench.report.collect import DECIMALS, TITLES, higher_better, metric_columns, ranks
+
+
+def fmt(metric: str, value: object) -> str:
+    """A metric value as shown in every table ('—' for missing)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if math.isnan(number) else f"{number:.{DECIMALS.get(metric, 4)}f}"
+
+
+def title(metric: str) -> str:
+    return f"{TITLES.get(metric, metric)} {'↑' if higher_better(metric) else '↓'}"
+
+
+def groups(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(heading, rows) per table: measured per dataset/protocol/split, reported per paper table/dataset."""
+    measured = frame[frame["kind"] == "measured"]
+    for (dataset, protocol, split), rows in measured.groupby(["dataset", "protocol", "split"], sort=True):
+        yield f"Measured: {dataset} ({split} split), protocol {protocol}", rows
+    reported = frame[frame["kind"] == "reported"]
+    for (table, dataset), rows in reported.groupby(["table", "dataset"], sort=False):
+        yield f"Reported: paper Table {table}, {dataset}", rows
+
+
+def _columns(rows: pd.DataFrame) -> list[str]:
+    """Metrics some row has a value for, or that a run scored but could not compute (shown as '—')."""
+    missing = {m for cell in rows.get("missing", pd.Series(dtype=str)).dropna() for m in str(cell).split(",") if m}
+    return [m for m in metric_columns(rows) if rows[m].notna().any() or m in missing]
+
+
+def _marks(rows: pd.DataFrame, metrics: list[str]) -> dict[str, dict[int, int]]:
+    return {m: ranks([float(v) for v in rows[m].astype(float)], higher_better(m)) for m in metrics}
+
+
+def _provenance(row: pd.Series) -> tuple[str, str]:
+    if row["kind"] == "reported":
+        return "n/a (reported)", "n/a (reported)"
+    sha = str(row.get("weights_sha256") or "") or "none (no weights)"
+    commit = str(row.get("code_commit") or "unknown")
+    upstream = str(row.get("upstream_commit") or "")
+    return sha, commit + (f" / upstream {upstream}" if upstream else "")
+
+
+def row_label(row: pd.Series) -> str:
+    """The method name shown for a row (with its ablation variant)."""
+    variant = str(row.get("variant") or "")
+    return f"{row['method']} ({variant})" if variant else str(row["method"])
+
+
+def markdown_table(rows: pd.DataFrame) -> str:
+    metrics = _columns(rows)
+    marks = _marks(rows, metrics)
+    head = ["method", *[title(m) for m in metrics], "weights sha256", "commit",
+            "run" if (rows["kind"] == "measured").all() else "source"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, (_, row) in enumerate(rows.iterrows()):
+        cells = [row_label(row)]
+        for m in metrics:
+            text = fmt(m, row[m])
+            rank = marks[m].get(i)
+            cells.append(f"**{text}**" if rank == 1 else f"_{text}_" if rank == 2 else text)
+        sha, commit = _provenance(row)
+        cells += [sha, commit, str(row["run"] if row["kind"] == "measured" else row["source"])]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(frame: pd.DataFrame, header: str) -> str:
+    """The whole LEADERBOARD.md."""
+    parts = [header]
+    for heading, rows in groups(frame):
+        parts += [f"## {heading}", markdown_table(rows)]
+    return "\n\n".join(parts) + "\n"
+
+
+def html_table(rows: pd.DataFrame) -> str:
+    metrics = _columns(rows)
+    marks = _marks(rows, metrics)
+    measured = (rows["kind"] == "measured").all()
+    head = ["method", *[title(m) for m in metrics], "weights sha256", "commit", "run" if measured else "source"]
+    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for i, (_, row) in enumerate(rows.iterrows()):
+        cells = [html.escape(row_label(row))]
+        for m in metrics:
+            text = html.escape(fmt(m, row[m]))
+            rank = marks[m].get(i)
+            cells.append(f"<strong>{text}</strong>" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text)
+        sha, commit = _provenance(row)
+        cells += [f"<code>{html.escape(sha)}</code>", f"<code>{html.escape(commit)}</code>",
+                  html.escape(str(row["run"] if measured else row["source"]))]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def sequence_table(per_sequence: pd.DataFrame) -> str:
+    """A run's per-sequence results as an HTML table."""
+    metrics = [c for c in per_sequence.columns if c not in ("sequence", "frames")]
+    head = ["sequence", "frames", *[title(m) for m in metrics]]
+    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for _, row in per_sequence.iterrows():
+        cells = [html.escape(str(row["sequence"])), html.escape(str(row.get("frames", "")))]
+        cells += [html.escape(fmt(m, row[m])) for m in metrics]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
