@@ -1,0 +1,82 @@
+"""One registry of metrics by name: direction, range, and a lazy factory (heavy libraries load on first use)."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cpgd_bench.metrics.base import Metric
+from cpgd_bench.metrics.errors import UnknownMetricError
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What the registry knows about a metric without building it."""
+
+    name: str
+    factory: str  # "module:callable", called with (weights_dir=..., device=...) or (variant, device=...)
+    higher_better: bool
+    full_reference: bool
+    needs_weights: bool
+    description: str
+
+
+_REGISTRY: dict[str, MetricInfo] = {}
+
+
+def register_metric(info: MetricInfo) -> None:
+    """Add a metric to the registry (names are unique)."""
+    if info.name in _REGISTRY:
+        raise ValueError(f"metric {info.name!r} is already registered")
+    _REGISTRY[info.name] = info
+
+
+def metric_names() -> list[str]:
+    """Registered metric names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def metric_info(name: str) -> MetricInfo:
+    """Registry entry of ``name``; unknown names get a one-line error suggesting the closest one."""
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UnknownMetricError(f"unknown metric {name!r}; {hint}known: {', '.join(metric_names())}")
+    return _REGISTRY[name]
+
+
+def get_metric(name: str, weights_dir: Path | None = None, device: str | torch.device | None = None) -> Metric:
+    """Build metric ``name`` on ``device`` (default CPU); weights come from ``weights_dir``/env/torch hub cache."""
+    info = metric_info(name)
+    module, attr = info.factory.split(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if info.needs_weights:
+        return cls(weights_dir=weights_dir, device=device)
+    if attr == "SSIM":
+        return cls(name, device=device)
+    return cls(device=device)
+
+
+for _info in (
+    MetricInfo("psnr", "cpgd_bench.metrics.fidelity:PSNR", True, True, False, "PSNR in dB, 10*log10(1/MSE)"),
+    MetricInfo(
+        "ssim", "cpgd_bench.metrics.fidelity:SSIM", True, True, False,
+        "SSIM, MATLAB/BasicSR style: per channel, 11x11 Gaussian sigma 1.5, valid borders",
+    ),
+    MetricInfo(
+        "ssim_skimage", "cpgd_bench.metrics.fidelity:SSIM", True, True, False,
+        "SSIM of scikit-image with its defaults (7x7 uniform window, sample covariance)",
+    ),
+    MetricInfo(
+        "ssim_bsst", "cpgd_bench.metrics.fidelity:SSIM", True, True, False,
+        "SSIM of the CPGD/BSSTNet code (ssim_calculate): 3-D Gaussian sigma 1.5 over C x H x W",
+    ),
+    MetricInfo("lpips", "cpgd_bench.metrics.perceptual:LPIPS", False, True, True, "LPIPS v0.1, AlexNet"),
+    MetricInfo("niqe", "cpgd_bench.metrics.perceptual:NIQE", False, False, True, "NIQE (MATLAB pristine model)"),
+    MetricInfo("musiq", "cpgd_bench.metrics.perceptual:MUSIQ", True, False, True, "MUSIQ, KonIQ-10k checkpoint"),
+):
+    register_metric(_info)
