@@ -16,9 +16,10 @@ from PIL import Image
 
 from cpgd_bench.cli import main
 from cpgd_bench.codec.colour import yuv420_to_rgb
+from cpgd_bench.provenance import sha256_file
 from cpgd_bench.sources import SourceError, get_source, source_names
 from cpgd_bench.sources.base import SequenceRef
-from cpgd_bench.sources.download import DownloadError, download_dataset, safe_extract, sha256_file
+from cpgd_bench.sources.download import DownloadError, download_dataset, safe_extract
 from cpgd_bench.sources.images import PNG_SIGNATURE, ImageError, read_rgb
 from cpgd_bench.sources.manifest import ManifestError, load_manifest, manifest_names
 from cpgd_bench.sources.yuv import YuvError, YuvSpec, parse_yuv_name

@@ -19,7 +19,8 @@ import torch
 
 from cpgd_bench.metrics.base import Metric
 from cpgd_bench.metrics.errors import WeightsError
-from cpgd_bench.metrics.weights import resolve, sha256_of
+from cpgd_bench.metrics.weights import resolve
+from cpgd_bench.provenance import sha256_file
 
 # torchvision AlexNet ``features`` index -> LPIPS slice holding it (slices [0:2],[2:5],[5:8],[8:10],[10:12]).
 _ALEX_SLICE = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
@@ -33,7 +34,7 @@ class _WeightedMetric(Metric):
         self.weights = resolve(self.name, weights_dir)
 
     def weights_sha256(self) -> dict[str, str]:
-        return {p.name: sha256_of(p) for p in self.weights.values()}
+        return {p.name: sha256_file(p) for p in self.weights.values()}
 
 
 def load_alexnet_features(net: torch.nn.Module, path: Path) -> None:

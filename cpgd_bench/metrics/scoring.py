@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -25,24 +24,10 @@ from cpgd_bench.metrics.errors import MetricInputError, WeightsError
 from cpgd_bench.metrics.predictions import Predictions
 from cpgd_bench.metrics.protocol import COLOUR_METRICS, Protocol, load_protocol
 from cpgd_bench.metrics.registry import get_metric, metric_info
+from cpgd_bench.provenance import git_commit
 from cpgd_bench.store import open_store
 
 GROUND_TRUTH = "sharp"
-
-
-def code_commit() -> str | None:
-    """``git rev-parse HEAD`` of this checkout (``-dirty`` if tracked files changed), or None outside git."""
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        run = [("rev-parse", "HEAD"), ("status", "--porcelain", "--untracked-files=no")]
-        head, dirty = (
-            subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True, check=True, timeout=60)
-            .stdout.strip()
-            for a in run
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{head}-dirty" if dirty else head
 
 
 def json_number(v: float) -> float | str | None:
@@ -228,7 +213,7 @@ def score_predictions(
         "predictions": preds.describe(),
         "device": str(device),
         "versions": _versions([proto.metric_impl(m) for m in names]),
-        "code_commit": code_commit(),
+        "code_commit": git_commit(),
     }
     return ScoreResult(per_frame, per_sequence, per_window, summary, provenance)
 

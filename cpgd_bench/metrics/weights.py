@@ -8,15 +8,14 @@ naming the file, its sha256 and where to get it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import yaml
 
 from cpgd_bench.metrics.errors import WeightsError
+from cpgd_bench.provenance import sha256_file
 
 WEIGHTS_FILE = Path(__file__).resolve().parents[2] / "manifests" / "weights.yaml"
 ENV_VAR = "CPGD_BENCH_WEIGHTS"
@@ -73,21 +72,6 @@ def search_dirs(weights_dir: Path | None = None) -> list[Path]:
     return [*dirs, hub / "pyiqa", hub / "checkpoints"]
 
 
-@cache
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 of a file, cached per (path, size, mtime) so large backbones are hashed once per process."""
-    st = path.stat()
-    return _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns)
-
-
 def _describe(entry: WeightFile) -> str:
     return f"{entry.name} (sha256 {entry.sha256}); get it from {entry.source}"
 
@@ -97,7 +81,7 @@ def find_file(entry: WeightFile, dirs: list[Path]) -> Path | None:
     for d in dirs:
         candidate = d / entry.name
         if candidate.is_file():
-            actual = sha256_of(candidate)
+            actual = sha256_file(candidate)
             if actual != entry.sha256:
                 raise WeightsError(
                     f"weights file {candidate} has sha256 {actual}, expected {entry.sha256}; "

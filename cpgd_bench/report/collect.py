@@ -43,9 +43,9 @@ def higher_better(metric: str) -> bool:
     """Whether larger is better for ``metric`` (the metrics registry decides for metrics beyond the table's)."""
     if metric in HIGHER_BETTER:
         return HIGHER_BETTER[metric]
-    from cpgd_bench.metrics import get_metric
+    from cpgd_bench.metrics import metric_info
 
-    return bool(get_metric(metric).higher_better)
+    return bool(metric_info(metric).higher_better)
 
 
 def protocol_label(scoring: dict[str, Any]) -> str:

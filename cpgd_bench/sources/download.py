@@ -7,7 +7,6 @@ components, or links that would land outside the target, before writing anything
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import tarfile
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from cpgd_bench.provenance import sha256_file
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.images import first_line
 from cpgd_bench.sources.manifest import Download, load_manifest
@@ -34,15 +34,6 @@ class DownloadReport:
 
     dataset: str
     lines: list[str] = field(default_factory=list)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _inside(target: Path, member: str) -> bool:
@@ -154,4 +145,4 @@ def download_dataset(name: str, data_root: str | Path, progress: bool = True) ->
     return report
 
 
-__all__ = ["DownloadError", "DownloadReport", "download_dataset", "fetch", "safe_extract", "sha256_file"]
+__all__ = ["DownloadError", "DownloadReport", "download_dataset", "fetch", "safe_extract"]

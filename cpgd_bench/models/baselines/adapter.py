@@ -18,9 +18,7 @@ turns a spec plus a local checkout (``--upstream``) and released weights (``--we
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
-import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from torch import nn
 
 from cpgd_bench.eval.tiling import restore_tiled
 from cpgd_bench.models.registry import ModelError, Restorer
+from cpgd_bench.provenance import git_commit, sha256_file
 
 Convention = Literal["clip", "sliding", "recurrent"]
 #: Net call for ``clip`` networks: (net, frames (1, T, C, H, W) in the network's range) -> raw output.
@@ -72,26 +71,6 @@ class UpstreamSpec:
             f"{self.name} needs {what}: `git clone {self.repo} <dir>` and pass --upstream <dir>, "
             f"and fetch the released weights ({self.weights_hint}) for --weights FILE"
         )
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def upstream_commit(checkout: Path) -> str | None:
-    """``git rev-parse HEAD`` of a checkout, or None when it is not a git working tree."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 @contextlib.contextmanager
@@ -209,7 +188,7 @@ class UpstreamRestorer(Restorer):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.upstream, self.weights = upstream, Path(weights)
         self.weights_sha256 = sha256_file(self.weights)
-        self.commit = upstream_commit(upstream)
+        self.commit = git_commit(upstream, mark_dirty=False)
         root = upstream / spec.src_dir
         net_cls = getattr(import_upstream(root, spec.module), spec.cls, None)
         if net_cls is None:

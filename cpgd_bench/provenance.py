@@ -1,0 +1,40 @@
+"""Provenance helpers shared by every part that records how a result was made: file digests, git commits."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from functools import cache
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@cache
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, cached per (path, size, mtime) so large weights are hashed once per process."""
+    st = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def git_commit(checkout: Path = REPO, mark_dirty: bool = True) -> str | None:
+    """``git rev-parse HEAD`` of ``checkout`` (``-dirty`` appended if tracked files changed), None outside git."""
+    try:
+        head, dirty = (
+            subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True, timeout=60)
+            .stdout.strip()
+            for args in (("rev-parse", "HEAD"), ("status", "--porcelain", "--untracked-files=no"))
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not head:
+        return None
+    return f"{head}-dirty" if dirty and mark_dirty else head
