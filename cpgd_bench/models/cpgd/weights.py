@@ -24,11 +24,9 @@ IRControlNet and start at zero (a copy of ``to_q``), so an untrained CPC equals 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from cpgd_bench.models.cpgd.cpc_configs import CPCArch
 from cpgd_bench.models.registry import ModelError
+from cpgd_bench.provenance import sha256_file
 
 TABLE_FILE = Path(__file__).resolve().parents[3] / "manifests" / "weights-sd.yaml"
 ENV_VAR = "CPGD_BENCH_WEIGHTS"
@@ -94,21 +93,6 @@ def search_dirs(weights_dir: Path | None = None) -> list[Path]:
     if os.environ.get(ENV_VAR):
         dirs.append(Path(os.environ[ENV_VAR]))
     return [*dirs, Path("weights")]
-
-
-@cache
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file (cached per path, size and mtime for this process)."""
-    st = path.stat()
-    return _sha256(str(path), st.st_size, st.st_mtime_ns)
 
 
 def check_file(path: Path, entry: WeightFile | None) -> Resolved:
