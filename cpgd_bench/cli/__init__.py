@@ -9,6 +9,12 @@ import click
 # Each entry is "module:attribute" of a click command or group; modules are owned by their feature.
 _COMMANDS = [
     "cpgd_bench.cli.dataset:dataset",
+    "cpgd_bench.cli.run:run",
+    "cpgd_bench.cli.run:report",
+    "cpgd_bench.cli.run:models",
+    "cpgd_bench.cli.score:score",
+    "cpgd_bench.cli.weights:weights",
+    "cpgd_bench.cli.train:train",
 ]
 
 

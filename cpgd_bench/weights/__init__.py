@@ -1,0 +1,1 @@
+"""Bundled model weights (small demo weights only), each with a JSON record of how it was made."""
