@@ -17,7 +17,6 @@ from cpgd_bench.train.cpc import CPCTrainConfigError, eps_loss, load_config, noi
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-STORE = ROOT / "data" / "stores" / "sample.zarr"
 
 
 def _batch(clips: int = 2, frames: int = 2, size: int = 64) -> dict[str, torch.Tensor]:
@@ -94,21 +93,21 @@ def test_configs(tmp_path: Path) -> None:
         load_config(tmp_path / "none.yaml")
 
 
-@pytest.mark.skipif(not (STORE / "zarr.json").is_file(), reason="sample store not built (make dataset)")
-def test_training_loop_on_the_sample_store(tmp_path: Path) -> None:
+def test_training_loop_on_the_sample_store(sample_store: Path, tmp_path: Path) -> None:
     config = ROOT / "manifests" / "train" / "cpc-tiny.yaml"
-    final = train(config, STORE, tmp_path, device="cpu", max_steps=1)
-    train(config, STORE, tmp_path, resume=True, device="cpu", max_steps=2)
+    final = train(config, sample_store, tmp_path, device="cpu", max_steps=1)
+    train(config, sample_store, tmp_path, resume=True, device="cpu", max_steps=2)
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2] and all(r["loss"] > 0 for r in log)
     branch = build_controlnet(CPCModel.random(TINY).unet)
     assert load_control(branch, final, TINY.unet) == []
     with pytest.raises(CPCTrainConfigError, match="no .*last.pt"):
-        train(config, STORE, tmp_path / "fresh", resume=True, device="cpu")
+        train(config, sample_store, tmp_path / "fresh", resume=True, device="cpu")
 
 
-@pytest.mark.skipif(not (STORE / "zarr.json").is_file(), reason="sample store not built (make dataset)")
-def test_stage1_output_conditions_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stage1_output_conditions_training(
+    sample_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cpgd_bench.models.input import InputRestorer
     from cpgd_bench.train import cpc
 
@@ -120,6 +119,6 @@ def test_stage1_output_conditions_training(tmp_path: Path, monkeypatch: pytest.M
             return super().restore(clip)
 
     monkeypatch.setattr(cpc, "_stage1", lambda weights, device: Recording())
-    cpc.train(ROOT / "manifests" / "train" / "cpc-tiny.yaml", STORE, tmp_path, device="cpu", max_steps=1)
+    cpc.train(ROOT / "manifests" / "train" / "cpc-tiny.yaml", sample_store, tmp_path, device="cpu", max_steps=1)
     assert len(seen) == 2  # one call per clip of the batch, without the target frames
     assert all("gt" not in keys and {"lq", "flow_prev", "residual"} <= keys for keys in seen)
