@@ -59,22 +59,26 @@ def _upsample2(c: np.ndarray) -> np.ndarray:
 
 def yuv420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, bit_depth: int = 10,
                   out: np.ndarray | None = None) -> np.ndarray:
-    """Y (H, W), Cb/Cr (ceil(H/2), ceil(W/2)) codes -> uint8 RGB (H', W', 3), H' <= H, W' <= W given by `out`."""
+    """Y (H, W), Cb/Cr (ceil(H/2), ceil(W/2)) codes -> uint8 RGB (H', W', 3), H' <= H, W' <= W given by `out`.
+
+    Per channel in float32 (no (H, W, 3) float intermediate): R, G, B * 255 = Y term + Cb/Cr terms,
+    rounded half up, clipped to [0, 255].
+    """
     y_off, y_rng, c_off, c_rng = _levels(bit_depth)
     h, w = (y.shape if out is None else out.shape[:2])
-    yuv = np.empty((h, w, 3), np.float32)
-    yuv[..., 0] = y[:h, :w]
-    yuv[..., 1] = _upsample2(cb.astype(np.float32))[:h, :w]
-    yuv[..., 2] = _upsample2(cr.astype(np.float32))[:h, :w]
-    # RGB*255 = M @ (code - offset): one 3x3 product per pixel.
-    m = np.array([[1.0, 0.0, CR_SCALE],
-                  [1.0, -KB * CB_SCALE / KG, -KR * CR_SCALE / KG],
-                  [1.0, CB_SCALE, 0.0]], np.float32) * (255.0 / np.array([y_rng, c_rng, c_rng], np.float32))
-    yuv -= np.array([y_off, c_off, c_off], np.float32)
-    rgb = yuv @ m.T
-    np.clip(rgb, 0.0, 255.0, out=rgb)
-    rgb += 0.5
-    if out is None:
-        return rgb.astype(np.uint8)
-    out[...] = rgb                                   # truncation of x + 0.5: round half up
-    return out
+    luma = (y[:h, :w].astype(np.float32) - np.float32(y_off)) * np.float32(255.0 / y_rng)
+    luma += np.float32(0.5)                          # + 0.5, then truncation: round half up
+    scale = np.float32(255.0 / c_rng)
+    u_cb = _upsample2(cb.astype(np.float32) - np.float32(c_off))[:h, :w]
+    u_cr = _upsample2(cr.astype(np.float32) - np.float32(c_off))[:h, :w]
+    rgb = np.empty((h, w, 3), np.uint8) if out is None else out
+    chroma_weights = ((0.0, CR_SCALE), (-KB * CB_SCALE / KG, -KR * CR_SCALE / KG), (CB_SCALE, 0.0))  # R, G, B
+    for channel, (k_cb, k_cr) in enumerate(chroma_weights):
+        value = luma.copy()
+        if k_cb:
+            value += np.float32(k_cb) * scale * u_cb
+        if k_cr:
+            value += np.float32(k_cr) * scale * u_cr
+        np.clip(value, 0.5, 255.5, out=value)
+        rgb[..., channel] = value
+    return rgb
