@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+import pytest
 from scipy.ndimage import map_coordinates
 from skimage import data
+
+from cpgd_bench.codec import CodecError, dump_tool_path
+
+
+def require_codec(variant: str = "patched") -> Path:
+    """The dump tool of ``variant``; skips the test without it, unless CI demands it (CPGD_REQUIRE_CODEC)."""
+    try:
+        return dump_tool_path(variant)
+    except CodecError as e:
+        if os.environ.get("CPGD_REQUIRE_CODEC"):
+            raise
+        pytest.skip(str(e))
 
 
 def translating_clip(n: int = 10, size: tuple[int, int] = (96, 128), velocity: tuple[float, float] = (1.25, 0.5),

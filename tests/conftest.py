@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,22 +14,18 @@ SAMPLE_STORE = REPO / "data" / "stores" / "sample.zarr"
 @pytest.fixture(scope="session")
 def sample_store() -> Path:
     """``data/stores/sample.zarr`` (what `make dataset` builds); built here if missing, skipped without codec."""
-    from cpgd_bench.codec import CodecError, dump_tool_path
     from cpgd_bench.sources import get_source
-    from cpgd_bench.store import open_store
+    from cpgd_bench.store import StoreError, open_store
     from cpgd_bench.store.build import build_store
+
+    from .codec_clips import require_codec
 
     try:
         open_store(SAMPLE_STORE)
         return SAMPLE_STORE
-    except Exception:  # noqa: BLE001 - missing or stale: (re)build below
-        pass
-    try:
-        dump_tool_path()
-    except CodecError as e:
-        if os.environ.get("CPGD_REQUIRE_CODEC"):
-            raise
-        pytest.skip(str(e))
+    except StoreError:  # missing or of an older format: build it
+        require_codec()
+        shutil.rmtree(SAMPLE_STORE, ignore_errors=True)
     summary = build_store(get_source("sample"), SAMPLE_STORE, progress=False)
     assert not summary.failed, summary.format()
     return SAMPLE_STORE

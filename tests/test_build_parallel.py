@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from cpgd_bench.cli import main
-from cpgd_bench.codec import CodecError, dump_tool_path
 from cpgd_bench.sources import get_source
 from cpgd_bench.store import open_store, verify_store
 from cpgd_bench.store.build import BuildError, build_store
 
+from .codec_clips import require_codec
 from .source_fixtures import make_dvd, make_folder, make_gopro, make_hqvideo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,12 +28,7 @@ pytestmark = pytest.mark.codec
 
 @pytest.fixture(autouse=True)
 def _codec() -> None:
-    try:
-        dump_tool_path()
-    except CodecError as e:
-        if os.environ.get("CPGD_REQUIRE_CODEC"):
-            raise
-        pytest.skip(str(e))
+    require_codec()
 
 
 def _snapshot(path: Path) -> dict[str, dict[str, np.ndarray]]:

@@ -27,18 +27,9 @@ from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 from cpgd_bench.store import verify_store
 from cpgd_bench.store.build import build_store
 
-from .codec_clips import translating_clip
+from .codec_clips import require_codec, translating_clip
 
 VELOCITY = (1.25, 0.5)
-
-
-def _require(variant: str) -> Path:
-    try:
-        return dump_tool_path(variant)
-    except CodecError as e:
-        if os.environ.get("CPGD_REQUIRE_CODEC"):
-            raise
-        pytest.skip(str(e))
 
 
 pytestmark = pytest.mark.codec
@@ -51,13 +42,13 @@ def clip() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory, clip) -> Path:
-    _require("patched")
+    require_codec("patched")
     return encode(clip, load_profile("ra-qp32"), tmp_path_factory.mktemp("s") / "clip.266")
 
 
 @pytest.fixture(scope="module")
 def stream_nolf(tmp_path_factory, clip) -> Path:
-    _require("patched")
+    require_codec("patched")
     return encode(clip, load_profile("ra-nolf-qp27"), tmp_path_factory.mktemp("s") / "nolf.266")
 
 
@@ -70,7 +61,7 @@ def test_colour_round_trip_is_close():
 
 
 def test_pixels_identical_to_unpatched_build_and_ffmpeg9(stream):
-    _require("reference")
+    require_codec("reference")
     ref = frame_md5s(stream, variant="reference", export=False)
     out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(stream), "-f", "framemd5", "-"],
                          capture_output=True, text=True, check=True).stdout
@@ -154,7 +145,7 @@ def test_motion_compensation_beats_zero_motion(stream):
 
 
 def test_odd_size_is_padded_and_cropped(tmp_path):
-    _require("patched")
+    require_codec("patched")
     frames = translating_clip(4, (70, 94))
     assert pad_to_multiple(frames).shape[1:3] == (72, 96)
     seq = extract_priors(frames, load_profile(), tmp_path, "odd")
@@ -191,13 +182,13 @@ def test_bad_input_and_missing_build(tmp_path, monkeypatch):
 
 
 def test_low_delay_profile_references_only_the_past(tmp_path):
-    _require("patched")
+    require_codec("patched")
     seq = extract_priors(translating_clip(10, (64, 96)), load_profile("ld-qp32"), tmp_path, "ld")
     assert (seq.mv_ref <= 0).all() and (seq.mv_ref < 0).any()
 
 
 def test_asan_build_is_clean(stream, stream_nolf, tmp_path):
-    tool = _require("asan")
+    tool = require_codec("asan")
     for s in (stream, stream_nolf):
         for args in (["--prediction", "--threads", "0"], ["--threads", "1"], ["--md5"]):
             proc = subprocess.run([str(tool), *args, "-o", str(tmp_path / "o.bin"), str(s)],
@@ -220,7 +211,7 @@ class _TwoClips(Source):
 
 def test_corrupt_bitstream_fails_one_sequence_and_the_build_carries_on(tmp_path, monkeypatch):
     """A sequence whose bitstream is damaged is listed as failed, with a one-line reason; nothing of it is stored."""
-    _require("patched")
+    require_codec("patched")
     real_encode = priors_module.encode
 
     def damaging_encode(frames, profile, out, **kwargs):
