@@ -1,7 +1,8 @@
 """Metrics at 720p: frames/s through cpgd-bench's wrappers vs calling pyiqa (or the reference code) directly.
 
 Same frames, same process, same thread count; ratio = our time / direct time (target <= 1.1). References:
-pyiqa for psnr (``psnr``), ssim (``ssimc``: MATLAB-style per channel), lpips, niqe, musiq; scipy's
+pyiqa for psnr (``psnr``), ssim (``ssimc``: MATLAB-style per channel), lpips, niqe, musiq (and, for lpips,
+the ``lpips`` package our wrapper calls, so its own overhead shows apart from the two implementations); scipy's
 ``gaussian_filter`` formulation of the paper code for ssim_bsst; scikit-image for ssim_skimage.
 LPIPS/NIQE need real weights (``$CPGD_BENCH_WEIGHTS`` or ../shared/iqa/weights); MUSIQ runs with random
 weights (its checkpoint is not available here), the same random file for both sides.
@@ -132,6 +133,10 @@ def run() -> dict:
         lpips_ref = _pyiqa_lpips(lpips_ours.weights)
         niqe_ref = _pyiqa("niqe", pretrained_model_path=str(niqe_ours.weights["model"]))
         cases["lpips"] = (lambda p, g: lpips_ours(p, g), lambda p, g: lpips_ref(p, g))
+        # our LPIPS is the `lpips` package's network: its wrapper overhead is measured against that package too
+        cases["lpips_vs_lpips_package"] = (
+            lambda p, g: lpips_ours(p, g), lambda p, g: lpips_ours.net(p, g, normalize=True).flatten()
+        )
         cases["niqe"] = (lambda p, g: niqe_ours(p), lambda p, g: niqe_ref(p))
     except WeightsError as e:
         result["lpips_niqe_skipped"] = str(e)
