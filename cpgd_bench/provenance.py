@@ -1,13 +1,24 @@
-"""Provenance helpers shared by every part that records how a result was made: file digests, git commits."""
+"""Where files come from: the user's weight folders, file digests and git commits (shared by every part)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from functools import cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: Environment variable naming a folder of weight files (metrics, SD, DiffBIR, ...).
+WEIGHTS_ENV = "CPGD_BENCH_WEIGHTS"
+
+
+def user_weight_dirs(weights_dir: Path | None = None) -> list[Path]:
+    """The user's weight folders in lookup order: ``weights_dir`` (``--weights-dir``), then ``$CPGD_BENCH_WEIGHTS``."""
+    dirs = [Path(weights_dir)] if weights_dir else []
+    if os.environ.get(WEIGHTS_ENV):
+        dirs.append(Path(os.environ[WEIGHTS_ENV]))
+    return dirs
 
 
 @cache

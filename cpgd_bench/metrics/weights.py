@@ -8,17 +8,16 @@ naming the file, its sha256 and where to get it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from cpgd_bench.metrics.errors import WeightsError
-from cpgd_bench.provenance import sha256_file
+from cpgd_bench.provenance import WEIGHTS_ENV, sha256_file, user_weight_dirs
 
 WEIGHTS_FILE = Path(__file__).resolve().parents[2] / "manifests" / "weights.yaml"
-ENV_VAR = "CPGD_BENCH_WEIGHTS"
+ENV_VAR = WEIGHTS_ENV
 
 
 @dataclass(frozen=True)
@@ -65,11 +64,8 @@ def search_dirs(weights_dir: Path | None = None) -> list[Path]:
     """Directories searched, in order: ``weights_dir``, ``$CPGD_BENCH_WEIGHTS``, the torch hub caches."""
     import torch.hub
 
-    dirs = [Path(weights_dir)] if weights_dir else []
-    if os.environ.get(ENV_VAR):
-        dirs.append(Path(os.environ[ENV_VAR]))
     hub = Path(torch.hub.get_dir())
-    return [*dirs, hub / "pyiqa", hub / "checkpoints"]
+    return [*user_weight_dirs(weights_dir), hub / "pyiqa", hub / "checkpoints"]
 
 
 def _describe(entry: WeightFile) -> str:

@@ -24,7 +24,6 @@ IRControlNet and start at zero (a copy of ``to_q``), so an untrained CPC equals 
 
 from __future__ import annotations
 
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +36,9 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from cpgd_bench.models.cpgd.cpc_configs import CPCArch
 from cpgd_bench.models.registry import ModelError
-from cpgd_bench.provenance import sha256_file
+from cpgd_bench.provenance import sha256_file, user_weight_dirs
 
 TABLE_FILE = Path(__file__).resolve().parents[3] / "manifests" / "weights-sd.yaml"
-ENV_VAR = "CPGD_BENCH_WEIGHTS"
 SD_NAMES = ("v2-1_512-ema-pruned.ckpt", "v2-1_512-ema-pruned.safetensors", "stable-diffusion-2-1-base")
 CONTROL_NAME = "v2.pth"
 _RESNET = (
@@ -89,10 +87,7 @@ def load_table(path: Path = TABLE_FILE) -> dict[str, WeightFile]:
 
 def search_dirs(weights_dir: Path | None = None) -> list[Path]:
     """Where weight files are looked up: ``weights_dir``, ``$CPGD_BENCH_WEIGHTS``, ``./weights``."""
-    dirs = [Path(weights_dir)] if weights_dir else []
-    if os.environ.get(ENV_VAR):
-        dirs.append(Path(os.environ[ENV_VAR]))
-    return [*dirs, Path("weights")]
+    return [*user_weight_dirs(weights_dir), Path("weights")]
 
 
 def check_file(path: Path, entry: WeightFile | None) -> Resolved:
