@@ -60,7 +60,7 @@ tool="$out/bin/vvc-dump"
 if [ ! -x "$tool" ] || [ "$here/vvc_dump.c" -nt "$tool" ] || [ "$prefix/lib/libavcodec.a" -nt "$tool" ]; then
   san=(); [ "$variant" = asan ] && san=(-fsanitize=address -fno-omit-frame-pointer)
   def=(); [ "$variant" = reference ] && def=(-DVVC_DUMP_NO_EXPORT)
-  cc -O2 -g -Wall -Wextra -Werror "${san[@]}" "${def[@]}" -I"$prefix/include" "$here/vvc_dump.c" -o "$tool" \
+  cc -O3 -g -ffp-contract=off -Wall -Wextra -Werror "${san[@]}" "${def[@]}" -I"$prefix/include" "$here/vvc_dump.c" -o "$tool" \
      "$prefix/lib/libavformat.a" "$prefix/lib/libavcodec.a" "$prefix/lib/libavutil.a" -lpthread -lm
 fi
 echo "codec ($variant): $tool"

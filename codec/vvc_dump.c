@@ -7,6 +7,8 @@
  *   --threads N    decoder threads (0 = auto, default)
  *   --no-export    decode pixels only (no MVs, no residuals): the plain-decode baseline
  *   --prediction   also write the prediction each residual was added to (test aid)
+ *   --rgb          write the picture as 8-bit RGB (the conversion of cpgd_bench/codec/colour.py, bit
+ *                  for bit) instead of the Y, Cb, Cr planes
  *   --md5          print "<index> <md5>" per frame of the cropped planes (as ffmpeg -f framemd5)
  *   --null         decode (with or without export) and write nothing: for timing
  *
@@ -14,10 +16,12 @@
  *   file header : "CPGDVVC1" (8 bytes)
  *   per frame   : "FRME", uint32 payload_bytes, then the payload:
  *     int32 poc, uint8 slice_type (0 B, 1 P, 2 I), int8 qp, uint8 bit_depth, uint8 flags
- *       (bit 0 LMCS used, bit 1 MVs present, bit 2 residuals present, bit 3 prediction present),
+ *       (bit 0 LMCS used, bit 1 MVs present, bit 2 residuals present, bit 3 prediction present,
+ *        bit 4 picture as RGB),
  *     uint16 width, uint16 height (cropped picture), uint16 coded_width, uint16 coded_height,
  *     then arrays, C order:
  *     Y, Cb, Cr           uint16  (height, width), (ceil(h/2), ceil(w/2)) x 2     [cropped picture]
+ *       or RGB            uint8   (height, width, 3)                             [if bit 4]
  *     mv                  int16   (2, H4, W4, 2)  1/16 pel, (x, y), list 0 and 1  [if bit 1]
  *     mv_ref              int16   (2, H4, W4)     reference POC - current POC, 0 = no MV
  *     res Y, Cb, Cr       int16   coded size (coded_height, coded_width), half for chroma [if bit 2]
@@ -45,8 +49,17 @@
 
 typedef struct Options {
     const char *input, *output;
-    int threads, export, prediction, md5, null;
+    int threads, export, prediction, md5, null, rgb;
 } Options;
+
+/* Scratch buffers reused from frame to frame. */
+typedef struct Buffers {
+    uint16_t *row;       /* one picture row, widened to 16 bits */
+    int16_t *mv;         /* MV grid and reference offsets of a frame */
+    uint8_t *rgb;        /* RGB picture (--rgb) */
+    float *chroma;       /* one vertically interpolated Cb and Cr row (--rgb) */
+    size_t row_cap, mv_cap, rgb_cap, chroma_cap;
+} Buffers;
 
 static const char *input_name;
 
@@ -72,27 +85,117 @@ static int plane_dims(const AVFrame *f, int c, int *w, int *h)
     return d->comp[0].depth;
 }
 
-static void write_planes(FILE *f, const AVFrame *frame, uint16_t **row, size_t *row_cap)
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    p = realloc(p, need * elem);
+    if (!p)
+        die(4, "%s", "out of memory");
+    *cap = need;
+    return p;
+}
+
+static void write_planes(FILE *f, const AVFrame *frame, Buffers *b)
 {
     for (int c = 0; c < 3; c++) {
         int w, h;
         const int depth = plane_dims(frame, c, &w, &h);
-        if ((size_t)w > *row_cap) {
-            *row_cap = w;
-            *row = realloc(*row, w * sizeof(**row));
-            if (!*row)
-                die(4, "%s", "out of memory");
-        }
+        b->row = grow(b->row, &b->row_cap, w, sizeof(*b->row));
         for (int y = 0; y < h; y++) {
             const uint8_t *src = frame->data[c] + (ptrdiff_t)y * frame->linesize[c];
             if (depth > 8)
-                memcpy(*row, src, w * sizeof(uint16_t));
+                memcpy(b->row, src, w * sizeof(uint16_t));
             else
                 for (int x = 0; x < w; x++)
-                    (*row)[x] = src[x];
-            put(f, *row, w * sizeof(uint16_t));
+                    b->row[x] = src[x];
+            put(f, b->row, w * sizeof(uint16_t));
         }
     }
+}
+
+/*
+ * The inverse colour conversion of cpgd_bench/codec/colour.py (BT.709, limited range, centre-sited
+ * 4:2:0 chroma upsampled bilinearly with weights 3/4, 1/4 and edge replication), written as the same
+ * float32 operations in the same order as its numpy code, so both give the same bytes (built with
+ * -ffp-contract=off; tests/test_codec.py compares them on every frame).
+ */
+#define KR 0.2126
+#define KB 0.0722
+#define KG (1.0 - KR - KB)
+#define CB_SCALE (2.0 * (1.0 - KB))
+#define CR_SCALE (2.0 * (1.0 - KR))
+
+/* Row r of an upsampled chroma plane, `w` samples: vertically 3/4 of the nearest chroma row and 1/4 of
+ * the next one away from it, then horizontally the same, the offset taken off first (as colour.py).
+ * `tmp` holds 3 * ceil(w / 2) floats. Simple loops, so that the compiler vectorises them. */
+static void chroma_row(const AVFrame *f, int c, int r, int w, float c_off, float *tmp, float *out)
+{
+    const int cw = (w + 1) / 2, ch = (f->height + 1) / 2;
+    const int near = r >> 1, far = av_clip(near + ((r & 1) ? 1 : -1), 0, ch - 1);
+    const uint16_t *a = (const uint16_t *)(f->data[c] + (ptrdiff_t)near * f->linesize[c]);
+    const uint16_t *b = (const uint16_t *)(f->data[c] + (ptrdiff_t)far * f->linesize[c]);
+    float *vert = tmp, *even = tmp + cw, *odd = tmp + 2 * cw;
+    for (int j = 0; j < cw; j++)
+        vert[j] = 0.75f * ((float)a[j] - c_off) + 0.25f * ((float)b[j] - c_off);
+    even[0] = 0.75f * vert[0] + 0.25f * vert[0];
+    for (int j = 1; j < cw; j++)
+        even[j] = 0.75f * vert[j] + 0.25f * vert[j - 1];
+    for (int j = 0; j < cw - 1; j++)
+        odd[j] = 0.75f * vert[j] + 0.25f * vert[j + 1];
+    odd[cw - 1] = 0.75f * vert[cw - 1] + 0.25f * vert[cw - 1];
+    for (int j = 0; j < w / 2; j++) {
+        out[2 * j]     = even[j];
+        out[2 * j + 1] = odd[j];
+    }
+    if (w & 1)
+        out[w - 1] = even[cw - 1];
+}
+
+static inline uint8_t to_byte(float v)
+{
+    v = v < 0.5f ? 0.5f : v;            /* the forms that compile to maxss / minss */
+    v = v > 255.5f ? 255.5f : v;
+    return (uint8_t)(int)v;
+}
+
+static void write_rgb(FILE *f, const AVFrame *frame, Buffers *b)
+{
+    const int w = frame->width, h = frame->height, cw = (w + 1) / 2;
+    const int depth = av_pix_fmt_desc_get(frame->format)->comp[0].depth;
+    const double s = (double)(1 << (depth - 8));
+    const float y_off = (float)(16.0 * s), y_scale = (float)(255.0 / (219.0 * s));
+    const float c_off = (float)(128.0 * s), scale = (float)(255.0 / (224.0 * s));
+    const float k_r_cr = (float)CR_SCALE * scale, k_b_cb = (float)CB_SCALE * scale;
+    const float k_g_cb = (float)(-KB * CB_SCALE / KG) * scale, k_g_cr = (float)(-KR * CR_SCALE / KG) * scale;
+    float *u, *v, *tmp;
+    uint8_t *planar;
+    if (depth <= 8)
+        die(3, "%s", "--rgb needs a high-bit-depth stream (cpgd-bench codes 10-bit)");
+    b->rgb = grow(b->rgb, &b->rgb_cap, (size_t)w * (h + 1) * 3, 1);    /* + one planar R, G, B row */
+    b->chroma = grow(b->chroma, &b->chroma_cap, 2 * (size_t)w + 3 * (size_t)cw, sizeof(float));
+    u = b->chroma;
+    v = u + w;
+    tmp = v + w;
+    planar = b->rgb + (size_t)w * h * 3;
+    for (int y = 0; y < h; y++) {
+        const uint16_t *luma = (const uint16_t *)(frame->data[0] + (ptrdiff_t)y * frame->linesize[0]);
+        uint8_t *out = b->rgb + (size_t)y * w * 3, *r8 = planar, *g8 = planar + w, *b8 = planar + 2 * w;
+        chroma_row(frame, 1, y, w, c_off, tmp, u);
+        chroma_row(frame, 2, y, w, c_off, tmp, v);
+        for (int x = 0; x < w; x++) {
+            const float l = ((float)luma[x] - y_off) * y_scale + 0.5f;
+            r8[x] = to_byte(l + k_r_cr * v[x]);
+            g8[x] = to_byte((l + k_g_cb * u[x]) + k_g_cr * v[x]);
+            b8[x] = to_byte(l + k_b_cb * u[x]);
+        }
+        for (int x = 0; x < w; x++) {
+            out[3 * x]     = r8[x];
+            out[3 * x + 1] = g8[x];
+            out[3 * x + 2] = b8[x];
+        }
+    }
+    put(f, b->rgb, (size_t)w * h * 3);
 }
 
 static void print_md5(const AVFrame *frame, int index)
@@ -113,21 +216,16 @@ static void print_md5(const AVFrame *frame, int index)
 }
 
 #ifndef VVC_DUMP_NO_EXPORT
-static void write_mvs(FILE *f, const AVFrameSideData *sd, int w4, int h4, int16_t **buf, size_t *cap)
+static void write_mvs(FILE *f, const AVFrameSideData *sd, int w4, int h4, Buffers *b)
 {
     const size_t n = 2 * (size_t)w4 * h4;
     const AVMotionVector *mvs = (const AVMotionVector *)sd->data;
     int16_t *mv, *ref;
     if (sd->size < n * sizeof(*mvs))
         die(3, "%s", "motion-vector side data smaller than the MV grid (decoder not patched?)");
-    if (3 * n > *cap) {
-        *cap = 3 * n;
-        *buf = realloc(*buf, *cap * sizeof(**buf));
-        if (!*buf)
-            die(4, "%s", "out of memory");
-    }
-    mv  = *buf;
-    ref = *buf + 2 * n;
+    b->mv = grow(b->mv, &b->mv_cap, 3 * n, sizeof(*b->mv));
+    mv  = b->mv;
+    ref = b->mv + 2 * n;
     for (size_t i = 0; i < n; i++) {
         const AVMotionVector *m = &mvs[i];
         const int used = m->w && !(m->flags & MV_FLAG_IBC);
@@ -135,7 +233,7 @@ static void write_mvs(FILE *f, const AVFrameSideData *sd, int w4, int h4, int16_
         mv[2 * i + 1] = used ? m->motion_y : 0;
         ref[i]        = used ? m->source : 0;
     }
-    put(f, *buf, 3 * n * sizeof(**buf));
+    put(f, b->mv, 3 * n * sizeof(*b->mv));
 }
 
 static void write_res_planes(FILE *f, const AVCodingResidual *r, const uint32_t *offsets)
@@ -148,8 +246,7 @@ static void write_res_planes(FILE *f, const AVCodingResidual *r, const uint32_t 
 }
 #endif
 
-static void write_frame(FILE *f, const AVFrame *frame, const Options *o, uint16_t **row, size_t *row_cap,
-                        int16_t **mvbuf, size_t *mvcap)
+static void write_frame(FILE *f, const AVFrame *frame, const Options *o, Buffers *b)
 {
     int32_t poc = 0;
     uint8_t slice_type = 255, bit_depth, flags = 0;
@@ -163,9 +260,14 @@ static void write_frame(FILE *f, const AVFrame *frame, const Options *o, uint16_
 
     bit_depth = plane_dims(frame, 0, &w, &h);
     payload = 4 + 4 + sizeof(dims);   /* poc, type/qp/depth/flags, dims */
-    for (int c = 0; c < 3; c++) {
-        plane_dims(frame, c, &w, &h);
-        payload += (size_t)w * h * 2;
+    if (o->rgb) {
+        flags |= 16;
+        payload += (size_t)w * h * 3;
+    } else {
+        for (int c = 0; c < 3; c++) {
+            plane_dims(frame, c, &w, &h);
+            payload += (size_t)w * h * 2;
+        }
     }
 #ifndef VVC_DUMP_NO_EXPORT
     if (o->export) {
@@ -204,18 +306,21 @@ static void write_frame(FILE *f, const AVFrame *frame, const Options *o, uint16_
     put(f, &flags, 1);
     dims[0] = frame->width; dims[1] = frame->height; dims[2] = coded_w; dims[3] = coded_h;
     put(f, dims, sizeof(dims));
-    write_planes(f, frame, row, row_cap);
+    if (o->rgb)
+        write_rgb(f, frame, b);
+    else
+        write_planes(f, frame, b);
 #ifndef VVC_DUMP_NO_EXPORT
     if (res) {
         const AVCodingResidual *r = res;
         const int w4 = (coded_w + 3) / 4, h4 = (coded_h + 3) / 4;
-        write_mvs(f, mv_sd, w4, h4, mvbuf, mvcap);
+        write_mvs(f, mv_sd, w4, h4, b);
         write_res_planes(f, r, r->offset);
         if (r->has_prediction)
             write_res_planes(f, r, r->pred_offset);
     }
 #else
-    (void)o; (void)res; (void)mv_sd; (void)mvbuf; (void)mvcap;
+    (void)res; (void)mv_sd;
 #endif
 }
 
@@ -237,11 +342,13 @@ static void parse_args(int argc, char **argv, Options *o)
             o->md5 = 1;
         else if (!strcmp(argv[i], "--null"))
             o->null = 1;
+        else if (!strcmp(argv[i], "--rgb"))
+            o->rgb = 1;
         else if (argv[i][0] != '-' && !o->input)
             o->input = argv[i];
         else {
             fprintf(stderr, "usage: vvc-dump [-o FILE] [--threads N] [--no-export] [--prediction] "
-                            "[--md5] [--null] INPUT.266\n");
+                            "[--rgb] [--md5] [--null] INPUT.266\n");
             exit(2);
         }
     }
@@ -263,9 +370,7 @@ int main(int argc, char **argv)
     AVPacket *pkt;
     AVFrame *frame;
     FILE *out = NULL;
-    uint16_t *row = NULL;
-    int16_t *mvbuf = NULL;
-    size_t row_cap = 0, mvcap = 0;
+    Buffers buffers = {0};
     int ret, stream, index = 0;
     char err[AV_ERROR_MAX_STRING_SIZE];
 
@@ -325,7 +430,7 @@ int main(int argc, char **argv)
             if (o.md5)
                 print_md5(frame, index);
             else if (out)
-                write_frame(out, frame, &o, &row, &row_cap, &mvbuf, &mvcap);
+                write_frame(out, frame, &o, &buffers);
             index++;
             av_frame_unref(frame);
         }
@@ -342,8 +447,10 @@ int main(int argc, char **argv)
         fclose(out);
     fprintf(stderr, "vvc-dump: %s: %d frames\n", o.input, index);
 
-    free(row);
-    free(mvbuf);
+    free(buffers.row);
+    free(buffers.mv);
+    free(buffers.rgb);
+    free(buffers.chroma);
     av_frame_free(&frame);
     av_packet_free(&pkt);
     avcodec_free_context(&dec);

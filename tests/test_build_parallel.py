@@ -149,28 +149,31 @@ def test_dask_backend_on_a_local_cluster(tmp_path: Path, monkeypatch: pytest.Mon
         build_store(get_source("folder", root=tmp_path / "tree"), "s3://bucket/x.zarr")
 
 
-# Builds a folder dataset with 2 threads. With "pause", it announces "MID" after the third array of
+# Builds a folder dataset with 2 threads. With "pause", it announces "MID" after the third array block of
 # sequence b is written (under its temporary name) and hangs there, so the parent can SIGKILL it.
 BUILDER = textwrap.dedent(
     """
-    import sys, time
+    import sys, threading, time
     from cpgd_bench.sources import get_source
-    from cpgd_bench.store import writer as writer_module
+    from cpgd_bench.store import sequence_writer
     from cpgd_bench.store.build import build_store
 
     root, out, pause = sys.argv[1], sys.argv[2], sys.argv[3] == "pause"
-    original = writer_module.StoreWriter._write_array
+    original = sequence_writer.SequenceWriter._store_block
     written = {}
+    lock = threading.Lock()
 
-    def write_array(self, group, name, array):
-        original(self, group, name, array)
-        path = str(group.store_path)
-        written[path] = written.get(path, 0) + 1
-        if pause and "/.b.tmp-" in path and written[path] == 3:
+    def store_block(self, name, shape, data, start):
+        original(self, name, shape, data, start)
+        path = str(self.tmp)
+        with lock:
+            written[path] = written.get(path, 0) + 1
+            hang = pause and "/.b.tmp-" in path and written[path] == 3
+        if hang:
             print("MID", flush=True)
             time.sleep(600)
 
-    writer_module.StoreWriter._write_array = write_array
+    sequence_writer.SequenceWriter._store_block = store_block
     summary = build_store(get_source("folder", root=root), out, jobs=2, backend="threading", progress=False)
     print(summary.format(), flush=True)
     """

@@ -60,6 +60,23 @@ def test_colour_round_trip_is_close():
     assert np.abs(yuv420_to_rgb(*rgb_to_yuv420(flat)).astype(int) - flat).max() <= 1
 
 
+def test_dump_tool_rgb_is_byte_identical_to_the_python_conversion(stream, tmp_path):
+    """`vvc-dump --rgb` (used by the store build) is colour.yuv420_to_rgb in C, bit for bit."""
+    yuv = list(run_dump(stream, export=False))
+    rgb = list(run_dump(stream, export=False, rgb=True))
+    assert len(rgb) == len(yuv) == 12 and all(f.planes is None for f in rgb)
+    for a, b in zip(yuv, rgb, strict=True):
+        assert np.array_equal(b.rgb, yuv420_to_rgb(*a.planes, a.bit_depth)), a.poc
+    # saturated colours exercise the clipping at 0 and 255 on both sides
+    rng = np.random.default_rng(0)
+    noisy = rng.choice(np.array([0, 255], np.uint8), size=(2, 64, 96, 3))
+    noisy_stream = encode(noisy, load_profile("ra-qp22"), tmp_path / "noisy.266")
+    for a, b in zip(run_dump(noisy_stream, export=False), run_dump(noisy_stream, export=False, rgb=True), strict=True):
+        expected = yuv420_to_rgb(*a.planes, a.bit_depth)
+        assert (expected == 0).any() and (expected == 255).any()
+        assert np.array_equal(b.rgb, expected)
+
+
 def test_pixels_identical_to_unpatched_build_and_ffmpeg9(stream):
     require_codec("reference")
     ref = frame_md5s(stream, variant="reference", export=False)

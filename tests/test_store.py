@@ -53,7 +53,8 @@ def test_round_trip_arrays_attrs_and_layout(store: tuple[Path, dict]) -> None:
         assert attrs["checksums"] == {k: sha256_of(v) for k, v in arrays.items()}
     decoded = s.group("test", "c")["decoded"]
     assert decoded.shards is not None and decoded.shards[0] == FRAMES_PER_SHARD
-    assert [type(c).__name__ for c in decoded.compressors] == ["ZstdCodec"]
+    assert [type(c).__name__ for c in decoded.compressors] == ["BloscCodec"]  # frames: Blosc-LZ4
+    assert [type(c).__name__ for c in s.group("test", "c")["residual"].compressors] == ["ZstdCodec"]
     # one shard file per 16 frames: 35 frames -> 3 shards along time, one spatial shard
     shard_files = [p for p in (path / "test" / "c" / "decoded" / "c").rglob("*") if p.is_file()]
     assert len(shard_files) == 3

@@ -21,21 +21,21 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from cpgd_bench.store import StoreWriter
-    from cpgd_bench.store import writer as writer_module
+    from cpgd_bench.store import sequence_writer
     from tests.test_store_util import random_sequence, sequence_attrs
 
     path, pause = sys.argv[1], sys.argv[2] == "pause"
-    original = writer_module.StoreWriter._write_array
+    original = sequence_writer.SequenceWriter._store_block
     written = []
 
-    def write_array(self, group, name, array):
-        original(self, group, name, array)
+    def store_block(self, name, shape, data, start):
+        original(self, name, shape, data, start)
         written.append(name)
-        if pause and ".b.tmp-" in str(group.store_path) and len(written) == 3:
+        if pause and ".b.tmp-" in str(self.tmp) and len(written) == 3:
             print("MID", flush=True)
             time.sleep(600)
 
-    writer_module.StoreWriter._write_array = write_array
+    sequence_writer.SequenceWriter._store_block = store_block
     with StoreWriter(path, "unit") as writer:
         for seed, name in enumerate("abc"):
             if writer.has_sequence("train", name):

@@ -7,12 +7,20 @@
 from .dump import decoder_version, dump_tool_path, frame_md5s, patch_sha256, run_dump
 from .encode import encode, encoder_version, ffmpeg_exe
 from .errors import CodecError
-from .priors import PRIOR_ARRAYS, CodedSequence, decode_priors, extract_priors
+from .priors import (
+    BLOCK_ARRAYS,
+    PRIOR_ARRAYS,
+    CodedSequence,
+    PriorStream,
+    decode_priors,
+    encode_sequence,
+    extract_priors,
+)
 from .profiles import CodecProfile, load_profile, profile_names
 from .records import DumpFrame
 
 __all__ = [
-    "PRIOR_ARRAYS", "CodecError", "CodecProfile", "CodedSequence", "DumpFrame", "decode_priors",
-    "decoder_version", "dump_tool_path", "encode", "encoder_version", "extract_priors", "ffmpeg_exe",
-    "frame_md5s", "load_profile", "patch_sha256", "profile_names", "run_dump",
+    "BLOCK_ARRAYS", "PRIOR_ARRAYS", "CodecError", "CodecProfile", "CodedSequence", "DumpFrame", "PriorStream",
+    "decode_priors", "decoder_version", "dump_tool_path", "encode", "encode_sequence", "encoder_version",
+    "extract_priors", "ffmpeg_exe", "frame_md5s", "load_profile", "patch_sha256", "profile_names", "run_dump",
 ]

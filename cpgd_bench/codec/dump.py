@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -13,6 +15,7 @@ from .records import DumpFrame, iter_records
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = ROOT / "codec" / "build"
+PIPE_BYTES = 1 << 20
 
 
 def dump_tool_path(variant: str = "patched") -> Path:
@@ -39,15 +42,21 @@ def decoder_version() -> str:
 
 
 def run_dump(bitstream: Path, *, threads: int = 0, export: bool = True, prediction: bool = False,
-             variant: str = "patched") -> Iterator[DumpFrame]:
-    """Decode `bitstream` and yield its frames with priors, streaming from the tool's stdout."""
+             rgb: bool = False, variant: str = "patched") -> Iterator[DumpFrame]:
+    """Decode `bitstream` and yield its frames with priors, streaming from the tool's stdout.
+
+    ``rgb``: the tool converts each picture to 8-bit RGB (``DumpFrame.rgb``, the same bytes as
+    :func:`cpgd_bench.codec.colour.yuv420_to_rgb`) instead of sending its YUV planes.
+    """
     if not bitstream.is_file() or bitstream.stat().st_size == 0:
         raise CodecError(f"{bitstream}: bitstream missing or empty; re-encode the sequence")
     cmd = [str(dump_tool_path(variant)), "--threads", str(threads), "-o", "-"]
     cmd += [] if export else ["--no-export"]
     cmd += ["--prediction"] if prediction else []
+    cmd += ["--rgb"] if rgb else []
     cmd.append(str(bitstream))
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        _widen_pipe(proc.stdout.fileno())
         try:
             yield from iter_records(proc.stdout)
         except CodecError:
@@ -60,6 +69,12 @@ def run_dump(bitstream: Path, *, threads: int = 0, export: bool = True, predicti
         err = proc.stderr.read().decode(errors="replace").strip()
         if proc.wait():
             raise CodecError(err.splitlines()[-1] if err else f"vvc-dump failed on {bitstream}")
+
+
+def _widen_pipe(fd: int) -> None:
+    """Give the tool's output pipe 1 MiB (Linux; default 64 KiB): fewer stalls on ~6 MB frame records."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or over fs/pipe-max-size: keep the default
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def frame_md5s(bitstream: Path, *, threads: int = 0, export: bool = True, variant: str = "patched") -> list[str]:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .colour import yuv420_to_rgb
 from .dump import decoder_version, patch_sha256, run_dump
 from .encode import encode, encoder_version, pad_to_multiple
 from .errors import CodecError
 from .profiles import CodecProfile
 
-PRIOR_ARRAYS = ("decoded", "mv", "mv_ref", "residual", "residual_cb", "residual_cr", "poc", "slice_type", "qp")
+#: Arrays decoded per frame, delivered in frame blocks by :class:`PriorStream`.
+BLOCK_ARRAYS = ("decoded", "mv", "mv_ref", "residual", "residual_cb", "residual_cr")
+PRIOR_ARRAYS = (*BLOCK_ARRAYS, "poc", "slice_type", "qp")
 
 
 @dataclass
@@ -38,69 +40,120 @@ class CodedSequence:
         return {k: getattr(self, k) for k in PRIOR_ARRAYS}
 
 
+class PriorStream:
+    """Decoded frames and priors of ``bitstream``, cropped to ``height`` x ``width``, in blocks of frames.
+
+    Iterating runs the patched decoder and yields ``(start, arrays)`` per block of ``block`` frames in
+    display order (the arrays of :data:`BLOCK_ARRAYS`), so a consumer can store a block while the next
+    one decodes; the decoder runs in its own process and overlaps the conversion here. After the
+    iteration :meth:`per_frame` gives ``poc``, ``slice_type`` and ``qp`` and ``attrs`` the decoder facts.
+    """
+
+    def __init__(self, bitstream: Path, height: int, width: int, n_frames: int | None = None,
+                 threads: int = 0, block: int = 16) -> None:  # fmt: skip
+        self.bitstream, self.height, self.width = bitstream, height, width
+        self.n_frames, self.threads, self.block = n_frames, threads, block
+        self.attrs: dict = {}
+        self._per_frame: dict[str, list[int]] = {"poc": [], "slice_type": [], "qp": []}
+
+    def _empty_block(self, n: int) -> dict[str, np.ndarray]:
+        h, w, h4, w4, h2, w2 = self._sizes()
+        shapes = {
+            "decoded": ((h, w, 3), np.uint8), "mv": ((2, h4, w4, 2), np.int16), "mv_ref": ((2, h4, w4), np.int16),
+            "residual": ((h, w), np.int16), "residual_cb": ((h2, w2), np.int16), "residual_cr": ((h2, w2), np.int16),
+        }  # fmt: skip
+        return {k: np.empty((n, *shape), dtype) for k, (shape, dtype) in shapes.items()}
+
+    def _sizes(self) -> tuple[int, int, int, int, int, int]:
+        """Luma H, W; 4x4-block grid H/4, W/4; chroma H/2, W/2 (rounded up)."""
+        h, w = self.height, self.width
+        return h, w, -(-h // 4), -(-w // 4), -(-h // 2), -(-w // 2)
+
+    def _block_length(self, start: int) -> int:
+        return self.block if self.n_frames is None else min(self.block, self.n_frames - start)
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        h, w, h4, w4, h2, w2 = self._sizes()
+        name = self.bitstream.name
+        block, start, first, lmcs = None, 0, None, False
+        for t, f in enumerate(run_dump(self.bitstream, threads=self.threads, rgb=True)):
+            if first is None:
+                first = f
+                if f.rgb.shape[0] < h or f.rgb.shape[1] < w:
+                    raise CodecError(f"{name}: coded size {f.rgb.shape[:2]} smaller than {h}x{w}")
+            if self.n_frames is not None and t >= self.n_frames:
+                raise CodecError(f"{name}: more than the expected {self.n_frames} frames decoded")
+            if block is None:
+                block = self._empty_block(self._block_length(start))
+            i = t - start
+            block["decoded"][i] = f.rgb[:h, :w]
+            block["mv"][i] = f.mv[:, :h4, :w4]
+            block["mv_ref"][i] = f.mv_ref[:, :h4, :w4]
+            block["residual"][i] = f.residual[0][:h, :w]
+            block["residual_cb"][i] = f.residual[1][:h2, :w2]
+            block["residual_cr"][i] = f.residual[2][:h2, :w2]
+            for key, value in (("poc", f.poc), ("slice_type", f.slice_type), ("qp", f.qp)):
+                self._per_frame[key].append(value)
+            lmcs = lmcs or f.lmcs
+            if i + 1 == len(block["decoded"]):
+                yield start, block
+                start, block = t + 1, None
+        if first is None:
+            raise CodecError(f"{name}: no frames decoded")
+        if block is not None:                            # unknown length: the last block is shorter
+            n = len(self._per_frame["poc"]) - start
+            yield start, {k: v[:n] for k, v in block.items()}
+        n = len(self._per_frame["poc"])
+        if self.n_frames is not None and n != self.n_frames:
+            raise CodecError(f"{name}: decoded {n} frames, expected {self.n_frames} "
+                             "(truncated bitstream?); delete it and rebuild the sequence")
+        pocs = self._per_frame["poc"]
+        if pocs != sorted(pocs):
+            raise CodecError(f"{name}: output is not in display order (POCs {pocs[:8]}...)")
+        coded = [int(first.rgb.shape[0]), int(first.rgb.shape[1])]
+        self.attrs = {
+            "bit_depth": int(first.bit_depth), "lmcs": bool(lmcs), "decoder": decoder_version(),
+            "patch_sha256": patch_sha256(), "coded_size": coded, "source_size": [h, w],
+        }  # fmt: skip
+
+    def per_frame(self) -> dict[str, np.ndarray]:
+        """``poc`` (int32), ``slice_type`` (uint8) and ``qp`` (int8) per frame (after the iteration)."""
+        dtypes = {"poc": np.int32, "slice_type": np.uint8, "qp": np.int8}
+        return {k: np.asarray(v, dtypes[k]) for k, v in self._per_frame.items()}
+
+
 def decode_priors(bitstream: Path, height: int, width: int, n_frames: int | None = None,
                   threads: int = 0) -> CodedSequence:
-    """Run the patched decoder on `bitstream` and crop everything to `height` x `width`.
-
-    Frames are converted and copied into the output arrays as the decoder streams them (the decoder runs
-    in its own process, so this overlaps with decoding).
-    """
-    h4, w4, h2, w2 = -(-height // 4), -(-width // 4), -(-height // 2), -(-width // 2)
-    shapes = {
-        "decoded": ((height, width, 3), np.uint8), "mv": ((2, h4, w4, 2), np.int16),
-        "mv_ref": ((2, h4, w4), np.int16), "residual": ((height, width), np.int16),
-        "residual_cb": ((h2, w2), np.int16), "residual_cr": ((h2, w2), np.int16),
-    }
-    cap = n_frames or 16
-    out = {k: np.empty((cap, *shape), dtype) for k, (shape, dtype) in shapes.items()}
-    pocs: list[int] = []
-    types: list[int] = []
-    qps: list[int] = []
-    first = None
-    lmcs = False
-    for t, f in enumerate(run_dump(bitstream, threads=threads)):
-        if first is None:
-            first = f
-            coded = f.planes[0].shape
-            if coded[0] < height or coded[1] < width:
-                raise CodecError(f"{bitstream.name}: coded size {coded} smaller than {height}x{width}")
-        if t == cap:                                   # unknown length: grow
-            cap *= 2
-            out = {k: np.concatenate([v, np.empty_like(v)]) for k, v in out.items()}
-        yuv420_to_rgb(*f.planes, f.bit_depth, out=out["decoded"][t])
-        out["mv"][t] = f.mv[:, :h4, :w4]
-        out["mv_ref"][t] = f.mv_ref[:, :h4, :w4]
-        out["residual"][t] = f.residual[0][:height, :width]
-        out["residual_cb"][t] = f.residual[1][:h2, :w2]
-        out["residual_cr"][t] = f.residual[2][:h2, :w2]
-        pocs.append(f.poc)
-        types.append(f.slice_type)
-        qps.append(f.qp)
-        lmcs = lmcs or f.lmcs
-    if first is None:
-        raise CodecError(f"{bitstream.name}: no frames decoded")
-    n = len(pocs)
-    if n_frames is not None and n != n_frames:
-        raise CodecError(f"{bitstream.name}: decoded {n} frames, expected {n_frames} "
-                         "(truncated bitstream?); delete it and rebuild the sequence")
-    if pocs != sorted(pocs):
-        raise CodecError(f"{bitstream.name}: output is not in display order (POCs {pocs[:8]}...)")
-    seq = CodedSequence(
-        **{k: v[:n] for k, v in out.items()},
-        poc=np.asarray(pocs, np.int32),
-        slice_type=np.asarray(types, np.uint8),
-        qp=np.asarray(qps, np.int8),
-        bitstream=bitstream,
-    )
-    seq.attrs = {
-        "bit_depth": int(first.bit_depth),
-        "lmcs": bool(lmcs),
-        "decoder": decoder_version(),
-        "patch_sha256": patch_sha256(),
-        "coded_size": [int(first.planes[0].shape[0]), int(first.planes[0].shape[1])],
-        "source_size": [height, width],
-    }
+    """Run the patched decoder on `bitstream` and crop everything to `height` x `width` (whole arrays)."""
+    stream = PriorStream(bitstream, height, width, n_frames, threads, block=n_frames or 16)
+    blocks = [arrays for _, arrays in stream]
+    whole = blocks[0] if len(blocks) == 1 else {k: np.concatenate([b[k] for b in blocks]) for k in BLOCK_ARRAYS}
+    seq = CodedSequence(**whole, **stream.per_frame(), bitstream=bitstream)
+    seq.attrs = dict(stream.attrs)
     return seq
+
+
+def encode_sequence(frames: np.ndarray, profile: CodecProfile, workdir: Path, name: str = "seq",
+                    fps: float = 30.0, threads: int = 0) -> tuple[Path, dict]:
+    """Encode uint8 RGB frames (T, H, W, 3) of any size with VVenC to ``workdir/<name>.266``.
+
+    Frames are edge-padded to multiples of 8 for coding. Returns the bitstream and its attributes
+    (profile, encoder, fps, size, encode time).
+    """
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 \
+            or frames.shape[-1] != 3:
+        got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+        raise CodecError(f"{name}: expected uint8 RGB frames (T, H, W, 3), got {got}")
+    if len(frames) == 0:
+        raise CodecError(f"{name}: no frames to encode (empty input)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    bitstream = workdir / f"{name}.266"
+    t0 = time.perf_counter()
+    encode(pad_to_multiple(frames), profile, bitstream, fps=fps, threads=threads)
+    return bitstream, {
+        "profile": profile.as_dict(), "encoder": encoder_version(), "fps": float(fps),
+        "bitstream_bytes": bitstream.stat().st_size, "encode_seconds": round(time.perf_counter() - t0, 3),
+    }  # fmt: skip
 
 
 def extract_priors(frames: np.ndarray, profile: CodecProfile, workdir: Path, name: str = "seq",
@@ -110,25 +163,8 @@ def extract_priors(frames: np.ndarray, profile: CodecProfile, workdir: Path, nam
     Any H, W: frames are edge-padded to multiples of 8 for coding, and every output is cropped back.
     The bitstream is kept at `workdir/<name>.266`.
     """
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 \
-            or frames.shape[-1] != 3:
-        got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
-        raise CodecError(f"{name}: expected uint8 RGB frames (T, H, W, 3), got {got}")
-    if len(frames) == 0:
-        raise CodecError(f"{name}: no frames to encode (empty input)")
-    t, h, w, _ = frames.shape
-    workdir.mkdir(parents=True, exist_ok=True)
-    bitstream = workdir / f"{name}.266"
+    bitstream, encode_attrs = encode_sequence(frames, profile, workdir, name, fps, threads)
     t0 = time.perf_counter()
-    encode(pad_to_multiple(frames), profile, bitstream, fps=fps, threads=threads)
-    t1 = time.perf_counter()
-    seq = decode_priors(bitstream, h, w, n_frames=t, threads=threads)
-    seq.attrs.update({
-        "profile": profile.as_dict(),
-        "encoder": encoder_version(),
-        "fps": float(fps),
-        "bitstream_bytes": bitstream.stat().st_size,
-        "encode_seconds": round(t1 - t0, 3),
-        "decode_seconds": round(time.perf_counter() - t1, 3),
-    })
+    seq = decode_priors(bitstream, *frames.shape[1:3], n_frames=len(frames), threads=threads)
+    seq.attrs.update(encode_attrs, decode_seconds=round(time.perf_counter() - t0, 3))
     return seq

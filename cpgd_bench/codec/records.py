@@ -14,7 +14,7 @@ from .errors import CodecError
 FILE_MAGIC = b"CPGDVVC1"
 FRAME_MAGIC = b"FRME"
 _HEADER = struct.Struct("<iBbBBHHHH")  # poc, slice_type, qp, bit_depth, flags, w, h, coded_w, coded_h
-FLAG_LMCS, FLAG_MV, FLAG_RES, FLAG_PRED = 1, 2, 4, 8
+FLAG_LMCS, FLAG_MV, FLAG_RES, FLAG_PRED, FLAG_RGB = 1, 2, 4, 8, 16
 
 
 @dataclass
@@ -26,7 +26,8 @@ class DumpFrame:
     qp: int
     bit_depth: int
     lmcs: bool
-    planes: tuple[np.ndarray, np.ndarray, np.ndarray]          # uint16 Y, Cb, Cr (cropped picture)
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None   # uint16 Y, Cb, Cr (cropped picture)
+    rgb: np.ndarray | None = None                              # uint8 (H, W, 3) instead, with --rgb
     mv: np.ndarray | None = None                               # int16 (2, H4, W4, 2), 1/16 pel
     mv_ref: np.ndarray | None = None                           # int16 (2, H4, W4), ref POC - POC, 0 = none
     residual: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None     # int16, coded size
@@ -59,8 +60,11 @@ def parse_frame(payload: bytes) -> DumpFrame:
     """Decode one record payload."""
     poc, st, qp, bd, flags, w, h, cw, chh = _HEADER.unpack_from(payload, 0)
     buf = memoryview(payload)
-    planes, off = _planes(buf, _HEADER.size, "<u2", h, w)
-    frame = DumpFrame(poc=poc, slice_type=st, qp=qp, bit_depth=bd, lmcs=bool(flags & FLAG_LMCS), planes=planes)
+    frame = DumpFrame(poc=poc, slice_type=st, qp=qp, bit_depth=bd, lmcs=bool(flags & FLAG_LMCS), planes=None)
+    if flags & FLAG_RGB:
+        frame.rgb, off = _take(buf, _HEADER.size, "u1", (h, w, 3))
+    else:
+        frame.planes, off = _planes(buf, _HEADER.size, "<u2", h, w)
     h4, w4 = (chh + 3) // 4, (cw + 3) // 4
     if flags & FLAG_MV:
         frame.mv, off = _take(buf, off, "<i2", (2, h4, w4, 2))

@@ -27,17 +27,14 @@ import numpy as np
 import zarr
 from tqdm import tqdm
 
-from cpgd_bench.codec import CodecError, extract_priors, load_profile
+from cpgd_bench.codec import CodecError, CodecProfile, PriorStream, encode_sequence, load_profile
 from cpgd_bench.sources import SourceError
-from cpgd_bench.sources.base import SequenceRef, Source
+from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.reader import read_root_attrs
+from cpgd_bench.store.schema import FRAMES_PER_SHARD
 from cpgd_bench.store.writer import StoreWriter
 
-#: Arrays copied from the codec's CodedSequence into the store.
-CODED_ARRAYS = (
-    "decoded", "mv", "mv_ref", "residual", "residual_cb", "residual_cr", "poc", "slice_type", "qp",
-)  # fmt: skip
 BACKENDS = ("loky", "threading", "dask")
 SCHEDULER_TIMEOUT = "20s"  # how long to try reaching a Dask scheduler
 
@@ -91,23 +88,41 @@ def build_one(
     source: Source, ref: SequenceRef, writer: StoreWriter, profile_name: str, workdir: Path, threads: int = 0
 ) -> int:
     """Load, code and store one sequence; returns its frame count (raises CodecError / SourceError / StoreError)."""
-    profile = load_profile(profile_name)
-    frames = source.load(ref)
-    coded = extract_priors(frames.blur, profile, workdir=workdir, name=ref.name, fps=frames.fps, threads=threads)
-    arrays: dict[str, np.ndarray] = {"blur": frames.blur}
-    if frames.sharp is not None:
-        arrays["sharp"] = frames.sharp
-    arrays.update({name: getattr(coded, name) for name in CODED_ARRAYS})
-    arrays["bitstream"] = np.fromfile(coded.bitstream, dtype=np.uint8)
-    arrays.update(frames.extra)
-    attrs = {
-        "fps": frames.fps,
-        "frame_names": list(frames.frame_names),
-        "codec": dict(coded.attrs),
-        "source": dict(frames.attrs),
-    }
-    writer.write_sequence(ref.split, ref.name, arrays, attrs)
-    return len(frames.blur)
+    return code_and_store(writer, ref, source.load(ref), load_profile(profile_name), workdir, threads)
+
+
+def code_and_store(
+    writer: StoreWriter, ref: SequenceRef, frames: SequenceFrames, profile: CodecProfile, workdir: Path,
+    threads: int = 0,
+) -> int:  # fmt: skip
+    """Encode ``frames`` with VVenC, decode them with prior export and store everything as ``ref``.
+
+    The three steps overlap: the source frames are compressed into the store while VVenC encodes,
+    and each shard's worth of decoded frames and priors while the next one decodes. Returns the
+    frame count; the sequence appears in the store only once complete.
+    """
+    t, h, w = frames.blur.shape[:3]
+    with writer.open_sequence(ref.split, ref.name, t, h, w) as out:
+        out.write("blur", frames.blur)
+        if frames.sharp is not None:
+            out.write("sharp", frames.sharp)
+        for name, array in frames.extra.items():
+            out.write(name, array)
+        bitstream, codec_attrs = encode_sequence(frames.blur, profile, workdir, ref.name, frames.fps, threads)
+        started = time.perf_counter()
+        stream = PriorStream(bitstream, h, w, n_frames=t, threads=threads, block=FRAMES_PER_SHARD)
+        for start, block in stream:
+            for name, array in block.items():
+                out.write(name, array, start)
+        for name, array in stream.per_frame().items():
+            out.write(name, array)
+        out.write("bitstream", np.fromfile(bitstream, dtype=np.uint8))
+        codec_attrs.update(stream.attrs, decode_seconds=round(time.perf_counter() - started, 3))
+        out.commit({
+            "fps": frames.fps, "frame_names": list(frames.frame_names), "codec": codec_attrs,
+            "source": dict(frames.attrs),
+        })  # fmt: skip
+    return t
 
 
 def _build_task(

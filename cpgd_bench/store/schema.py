@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from zarr.abc.codec import BytesBytesCodec
+from zarr.codecs import BloscCodec, ZstdCodec
 
 from cpgd_bench.store.errors import StoreError
 
@@ -26,9 +28,11 @@ FRAMES_PER_CHUNK = 4
 #: x 2-3 chunks in time; 4 x 256 x 256 chunks read a 720p crop 1.5x faster and write 1.5x faster than
 #: 4 x 128 x 128 ones, for 10% more bytes (measured with zstd-3 on a 720p clip, benchmarks/bench_loader.py).
 TILE = 256
-#: Inner chunk edge in luma pixels for the residuals and MV grids (mostly zeros / tiny: fewer, larger
-#: chunks read faster; measured in benchmarks/bench_loader.py).
-PRIOR_TILE = 256
+#: Inner chunk edge in luma pixels for the residuals and MV grids: a whole 720p frame (up to 1280 wide).
+#: They are mostly zeros, so a 256 x 256 crop decompresses a 4 x 720 x 1280 residual chunk as fast as
+#: 2 x 2 of 256 x 256 ones, and Zarr writes one chunk per 4 frames with half the CPU time of 15
+#: (measured on a 720p clip; benchmarks/bench_loader.py, benchmarks/bench_codec.py).
+PRIOR_TILE = 1280
 
 #: Group attributes every sequence carries (the writer fills the ones it knows itself).
 SEQUENCE_ATTRS = (
@@ -138,6 +142,24 @@ ARRAYS: dict[str, ArraySpec] = {
 #: The coded bitstream (Annex-B .266) is kept per sequence for re-extraction.
 BITSTREAM = ArraySpec("bitstream", np.dtype("uint8"), ("byte",), lambda t, h, w: (-1,), (None,), False,
                       "VVC bitstream (Annex B, .266) the priors were decoded from")  # fmt: skip
+
+
+#: Zstandard level for the coding priors (residuals and MV grids are mostly zeros: ratios of 60-500).
+ZSTD_LEVEL = 3
+#: RGB frames: Blosc (a core Zarr v3 codec) with LZ4 over bit-shuffled bytes. On a 720p clip it writes
+#: 2-3x faster and reads 1.2x faster than zstd-3, for about the same size (benchmarks/bench_codec.py).
+FRAME_COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=1)
+
+
+def compression(array: ArraySpec) -> tuple[BytesBytesCodec, bool]:
+    """The compressor of ``array`` and whether all-fill-value chunks are written.
+
+    Frames are never blank, so they skip Zarr's per-chunk scan for empty chunks (40% of a write's
+    time); prior chunks that are all zero (a static region's residual) are left out of their shard.
+    """
+    if array.dtype == np.uint8 and array.dims[-1] == "c":
+        return FRAME_COMPRESSOR, True
+    return ZstdCodec(level=ZSTD_LEVEL), False
 
 
 def spec(name: str) -> ArraySpec:

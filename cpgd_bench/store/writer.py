@@ -20,15 +20,14 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
 
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.reader import is_group_dir, read_root_attrs
-from cpgd_bench.store.schema import ARRAYS, BITSTREAM, FORMAT_VERSION, check_name, sha256_of, spec
+from cpgd_bench.store.schema import ARRAYS, BITSTREAM, FORMAT_VERSION, check_name, spec
+from cpgd_bench.store.sequence_writer import SequenceWriter
 
 LOCK_NAME = ".build.lock"
 TMP_MARK = ".tmp-"
-ZSTD_LEVEL = 3
 
 
 def now_iso() -> str:
@@ -133,6 +132,32 @@ class StoreWriter:
         """Whether ``split/sequence`` is complete in the store (finished sequences are skipped on resume)."""
         return is_group_dir(self.path / split / sequence)
 
+    def open_sequence(self, split: str, sequence: str, num_frames: int, height: int, width: int) -> SequenceWriter:
+        """Start sequence ``split/sequence`` of ``num_frames`` frames of ``height`` x ``width``.
+
+        Returns a :class:`SequenceWriter` (use it as a context manager): arrays are written whole or in
+        frame blocks as they become available, compressed in the background, and the sequence appears
+        in the store only at its ``commit``.
+        """
+        check_name("split", split)
+        check_name("sequence", sequence)
+        if not self._open:
+            raise StoreError(f"writer for {self.path} is closed")
+        if num_frames < 1:
+            raise StoreError(f"sequence {split}/{sequence}: no frames")
+        final = self.path / split / sequence
+        if final.exists():
+            raise StoreError(f"{final} already exists; delete it to rebuild that sequence")
+        split_dir = self.path / split
+        if not (split_dir / "zarr.json").exists():
+            zarr.open_group(self.path, mode="r+").require_group(split)
+        tmp = split_dir / f".{sequence}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+        group_attrs = {
+            "format_version": FORMAT_VERSION, "dataset": self.dataset, "split": split, "sequence": sequence,
+            "num_frames": num_frames, "height": height, "width": width, "created": now_iso(),
+        }  # fmt: skip
+        return SequenceWriter(tmp, final, f"{split}/{sequence}", (num_frames, height, width), group_attrs)
+
     def write_sequence(
         self,
         split: str,
@@ -147,61 +172,21 @@ class StoreWriter:
         ``frame_names``; it is stored as the group's attributes together with the format version,
         dataset, split, sequence, frame count, size, creation time and per-array SHA-256 checksums.
         """
-        check_name("split", split)
-        check_name("sequence", sequence)
-        if not self._open:
-            raise StoreError(f"writer for {self.path} is closed")
         t, h, w = validate_arrays(arrays, f"{split}/{sequence}")
-        missing = [k for k in ("fps", "frame_names") if k not in attrs]
-        if missing:
-            raise StoreError(f"sequence {split}/{sequence}: attributes {missing} are missing")
-        if len(attrs["frame_names"]) != t:
-            n_names = len(attrs["frame_names"])
-            raise StoreError(f"sequence {split}/{sequence}: {n_names} frame names for {t} frames")
-        final = self.path / split / sequence
-        if final.exists():
-            raise StoreError(f"{final} already exists; delete it to rebuild that sequence")
-        split_dir = self.path / split
-        if not (split_dir / "zarr.json").exists():
-            zarr.open_group(self.path, mode="r+").require_group(split)
-        tmp = split_dir / f".{sequence}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            group_attrs = {
-                **dict(attrs),
-                "format_version": FORMAT_VERSION,
-                "dataset": self.dataset,
-                "split": split,
-                "sequence": sequence,
-                "num_frames": t,
-                "height": h,
-                "width": w,
-                "created": attrs.get("created", now_iso()),
-                "checksums": {name: sha256_of(a) for name, a in arrays.items()},
-            }
-            group = zarr.open_group(tmp, mode="w", zarr_format=3)
+        check_sequence_attrs(attrs, t, f"{split}/{sequence}")
+        with self.open_sequence(split, sequence, t, h, w) as out:
             for name, array in arrays.items():
-                self._write_array(group, name, array)
-            group.attrs.update(group_attrs)  # attributes last: a group with checksums is complete
-            os.rename(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return final
+                out.write(name, array)
+            return out.commit(attrs)
 
-    def _write_array(self, group: zarr.Group, name: str, array: np.ndarray) -> None:
-        s = spec(name)
-        chunks, shards = s.chunking(array.shape)
-        out = group.create_array(
-            name,
-            shape=array.shape,
-            dtype=s.dtype,
-            chunks=chunks,
-            shards=shards,
-            compressors=ZstdCodec(level=ZSTD_LEVEL),
-            dimension_names=s.dims,
-            attributes={"doc": s.doc},
-        )
-        out[...] = array
+
+def check_sequence_attrs(attrs: Mapping[str, Any], num_frames: int, where: str) -> None:
+    """``attrs`` must give ``fps`` and one frame name per frame."""
+    missing = [k for k in ("fps", "frame_names") if k not in attrs]
+    if missing:
+        raise StoreError(f"sequence {where}: attributes {missing} are missing")
+    if len(attrs["frame_names"]) != num_frames:
+        raise StoreError(f"sequence {where}: {len(attrs['frame_names'])} frame names for {num_frames} frames")
 
 
 def validate_arrays(arrays: Mapping[str, np.ndarray], where: str) -> tuple[int, int, int]:
