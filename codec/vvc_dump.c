@@ -380,8 +380,8 @@ int main(int argc, char **argv)
 
     if ((ret = avformat_open_input(&fmt, o.input, av_find_input_format("vvc"), NULL)) < 0)
         die(2, "cannot open: %s", av_make_error_string(err, sizeof(err), ret));
-    if ((ret = avformat_find_stream_info(fmt, NULL)) < 0)
-        die(3, "not a VVC stream: %s", av_make_error_string(err, sizeof(err), ret));
+    /* no avformat_find_stream_info(): the raw demuxer knows the codec, the decoder reads the SPS, and
+     * probing would decode the first pictures twice */
     stream = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (stream < 0 || !codec)
         die(3, "%s", "no VVC video stream found");
@@ -401,7 +401,7 @@ int main(int argc, char **argv)
 
     if (!o.md5 && !o.null) {
         out = strcmp(o.output, "-") ? fopen(o.output, "wb") : stdout;
-        if (!out)
+        if (!out || setvbuf(out, NULL, _IOFBF, 1 << 20))   /* 1 MiB writes: records are megabytes */
             die(2, "cannot write output: %s", strerror(errno));
         put(out, "CPGDVVC1", 8);
     }
