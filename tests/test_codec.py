@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from cpgd_bench.codec import (
+    BLOCK_ARRAYS,
     CodecError,
+    PriorStream,
     decode_priors,
     dump_tool_path,
     encode,
@@ -105,6 +107,19 @@ def test_decoded_equals_prediction_plus_residual_without_loop_filters(stream_nol
             assert not res[~has].any()           # no residual where none was added
             coded += int(has.sum())
     assert coded > 0.05 * sum(p.size for f in frames for p in f.planes)
+
+
+def test_prior_stream_blocks_are_the_whole_sequence_in_order(stream):
+    whole = decode_priors(stream, 117, 150, n_frames=12)   # cropped below the 120 x 160 coded size
+    stream_blocks = PriorStream(stream, 117, 150, n_frames=12, block=5)
+    blocks = list(stream_blocks)
+    assert [(start, len(arrays["decoded"])) for start, arrays in blocks] == [(0, 5), (5, 5), (10, 2)]
+    for name in BLOCK_ARRAYS:
+        np.testing.assert_array_equal(np.concatenate([arrays[name] for _, arrays in blocks]), getattr(whole, name))
+    assert all(np.array_equal(v, getattr(whole, k)) for k, v in stream_blocks.per_frame().items())
+    assert stream_blocks.attrs["coded_size"] == [120, 160] and stream_blocks.attrs["source_size"] == [117, 150]
+    unknown_length = [len(arrays["decoded"]) for _, arrays in PriorStream(stream, 120, 160, block=5)]
+    assert unknown_length == [5, 5, 2]
 
 
 def test_residual_exported_with_loop_filters_on(stream):

@@ -164,6 +164,56 @@ def test_writer_validates_schema(tmp_path: Path) -> None:
     assert not list((tmp_path / "s.zarr" / "train").glob(".*"))  # no temporary left behind
 
 
+def test_streamed_blocks_store_the_same_data_and_checksums_as_whole_arrays(tmp_path: Path) -> None:
+    arrays = random_sequence(6, t=37, h=48, w=64)
+    whole = write_store(tmp_path / "whole.zarr", {("train", "x"): arrays})
+    writer = StoreWriter(tmp_path / "blocks.zarr", "unit", {"codec_profile": {"name": "unit"}})
+    with writer, writer.open_sequence("train", "x", 37, 48, 64) as out:
+        for start in range(0, 37, 5):  # 5-frame blocks straddle the 4-frame chunks and 16-frame shards
+            for name in ("decoded", "blur", "residual", "mv"):
+                out.write(name, arrays[name][start:start + 5], start)
+        for name, array in arrays.items():
+            if name not in ("decoded", "blur", "residual", "mv"):
+                out.write(name, array)
+        out.commit(sequence_attrs(37))
+    a, b = open_store(whole), open_store(tmp_path / "blocks.zarr")
+    assert a.sequence_attrs("train", "x")["checksums"] == b.sequence_attrs("train", "x")["checksums"]
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(b.group("train", "x")[name][...], array)
+    assert verify_store(tmp_path / "blocks.zarr").ok
+
+
+def test_streamed_writer_errors_leave_no_partial_sequence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cpgd_bench.store import sequence_writer
+
+    arrays = random_sequence(7, t=12, h=40, w=52)
+    path = tmp_path / "s.zarr"
+    with StoreWriter(path, "unit") as writer:
+        out_of_order = pytest.raises(StoreError, match="array decoded block at frame 8, expected frame 4")
+        with out_of_order, writer.open_sequence("train", "x", 12, 40, 52) as out:
+            out.write("decoded", arrays["decoded"][:4])
+            out.write("decoded", arrays["decoded"][8:], 8)
+        short = pytest.raises(StoreError, match=r"fewer than 12 frames written: \{'decoded': 4\}")
+        with short, writer.open_sequence("train", "x", 12, 40, 52) as out:
+            for name, array in arrays.items():
+                out.write(name, array[:4] if name == "decoded" else array)
+            out.commit(sequence_attrs(12))
+        too_long = pytest.raises(StoreError, match=r"block \(3, 40, 52, 3\) at frame 10 does not fit its shape")
+        with too_long, writer.open_sequence("train", "x", 12, 40, 52) as out:
+            out.write("blur", arrays["blur"][:10])
+            out.write("blur", arrays["blur"][:3], 10)
+
+        def disk_full(self, name, shape, data, start):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(sequence_writer.SequenceWriter, "_store_block", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            writer.write_sequence("train", "x", arrays, sequence_attrs(12))
+    assert not (path / "train" / "x").exists()
+    assert not list((path / "train").glob(".*"))  # no temporary left behind
+    assert open_store(path).sequences("train") == []
+
+
 def test_writer_refuses_foreign_dir_other_dataset_and_live_lock(tmp_path: Path) -> None:
     foreign = tmp_path / "foreign"
     foreign.mkdir()
