@@ -101,6 +101,7 @@ class SequenceWriter:
 
     def commit(self, attrs: Mapping[str, Any]) -> Path:
         """Wait for the queued writes, check completeness, write attributes, rename; returns the group path."""
+        check_sequence_attrs(attrs, self.t, self.where)
         self._wait()
         missing = [n for n, s in ARRAYS.items() if s.required and n not in self._filled]
         if missing:
@@ -140,3 +141,11 @@ class SequenceWriter:
         if not self._done:
             self.abort()
 
+
+def check_sequence_attrs(attrs: Mapping[str, Any], num_frames: int, where: str) -> None:
+    """``attrs`` must give ``fps`` and one frame name per frame."""
+    missing = [k for k in ("fps", "frame_names") if k not in attrs]
+    if missing:
+        raise StoreError(f"sequence {where}: attributes {missing} are missing")
+    if len(attrs["frame_names"]) != num_frames:
+        raise StoreError(f"sequence {where}: {len(attrs['frame_names'])} frame names for {num_frames} frames")

@@ -24,7 +24,7 @@ import zarr
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.reader import is_group_dir, read_root_attrs
 from cpgd_bench.store.schema import ARRAYS, BITSTREAM, FORMAT_VERSION, check_name, spec
-from cpgd_bench.store.sequence_writer import SequenceWriter
+from cpgd_bench.store.sequence_writer import SequenceWriter, check_sequence_attrs
 
 LOCK_NAME = ".build.lock"
 TMP_MARK = ".tmp-"
@@ -178,15 +178,6 @@ class StoreWriter:
             for name, array in arrays.items():
                 out.write(name, array)
             return out.commit(attrs)
-
-
-def check_sequence_attrs(attrs: Mapping[str, Any], num_frames: int, where: str) -> None:
-    """``attrs`` must give ``fps`` and one frame name per frame."""
-    missing = [k for k in ("fps", "frame_names") if k not in attrs]
-    if missing:
-        raise StoreError(f"sequence {where}: attributes {missing} are missing")
-    if len(attrs["frame_names"]) != num_frames:
-        raise StoreError(f"sequence {where}: {len(attrs['frame_names'])} frame names for {num_frames} frames")
 
 
 def validate_arrays(arrays: Mapping[str, np.ndarray], where: str) -> tuple[int, int, int]:
