@@ -117,6 +117,7 @@ def test_prior_stream_blocks_are_the_whole_sequence_in_order(stream):
     for name in BLOCK_ARRAYS:
         np.testing.assert_array_equal(np.concatenate([arrays[name] for _, arrays in blocks]), getattr(whole, name))
     assert all(np.array_equal(v, getattr(whole, k)) for k, v in stream_blocks.per_frame().items())
+    assert len(list(stream_blocks)) == 3 and len(stream_blocks.per_frame()["poc"]) == 12   # iterating again
     assert stream_blocks.attrs["coded_size"] == [120, 160] and stream_blocks.attrs["source_size"] == [117, 150]
     unknown_length = [len(arrays["decoded"]) for _, arrays in PriorStream(stream, 120, 160, block=5)]
     assert unknown_length == [5, 5, 2]

@@ -54,7 +54,7 @@ class PriorStream:
         self.bitstream, self.height, self.width = bitstream, height, width
         self.n_frames, self.threads, self.block = n_frames, threads, block
         self.attrs: dict = {}
-        self._per_frame: dict[str, list[int]] = {"poc": [], "slice_type": [], "qp": []}
+        self._per_frame: dict[str, list[int]] = {}
 
     def _empty_block(self, n: int) -> dict[str, np.ndarray]:
         h, w, h4, w4, h2, w2 = self._sizes()
@@ -76,6 +76,7 @@ class PriorStream:
         h, w, h4, w4, h2, w2 = self._sizes()
         name = self.bitstream.name
         block, start, first, lmcs = None, 0, None, False
+        self.attrs, self._per_frame = {}, {"poc": [], "slice_type": [], "qp": []}   # each iteration decodes anew
         for t, f in enumerate(run_dump(self.bitstream, threads=self.threads, rgb=True)):
             if first is None:
                 first = f
