@@ -3,7 +3,9 @@
  * frame in display order, the decoded YUV planes, the motion-vector grid and the residual planes.
  *
  * Usage: vvc-dump [options] INPUT.266
+ *   INPUT.266      the bitstream; "-" reads it from stdin as it is written (e.g. piped from the encoder)
  *   -o FILE        write records to FILE ("-" = stdout; default)
+ *   --name NAME    the name error messages give the input (default: INPUT.266)
  *   --threads N    decoder threads (0 = auto, default)
  *   --no-export    decode pixels only (no MVs, no residuals): the plain-decode baseline
  *   --prediction   also write the prediction each residual was added to (test aid)
@@ -48,7 +50,7 @@
 #endif
 
 typedef struct Options {
-    const char *input, *output;
+    const char *input, *output, *name;
     int threads, export, prediction, md5, null, rgb;
 } Options;
 
@@ -332,6 +334,8 @@ static void parse_args(int argc, char **argv, Options *o)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc)
             o->output = argv[++i];
+        else if (!strcmp(argv[i], "--name") && i + 1 < argc)
+            o->name = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             o->threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-export"))
@@ -344,10 +348,10 @@ static void parse_args(int argc, char **argv, Options *o)
             o->null = 1;
         else if (!strcmp(argv[i], "--rgb"))
             o->rgb = 1;
-        else if (argv[i][0] != '-' && !o->input)
+        else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !o->input)
             o->input = argv[i];
         else {
-            fprintf(stderr, "usage: vvc-dump [-o FILE] [--threads N] [--no-export] [--prediction] "
+            fprintf(stderr, "usage: vvc-dump [-o FILE] [--name NAME] [--threads N] [--no-export] [--prediction] "
                             "[--rgb] [--md5] [--null] INPUT.266\n");
             exit(2);
         }
@@ -375,10 +379,12 @@ int main(int argc, char **argv)
     char err[AV_ERROR_MAX_STRING_SIZE];
 
     parse_args(argc, argv, &o);
-    input_name = o.input;
+    input_name = o.name ? o.name : o.input;
     av_log_set_level(AV_LOG_ERROR);
 
-    if ((ret = avformat_open_input(&fmt, o.input, av_find_input_format("vvc"), NULL)) < 0)
+    /* stdin through the file protocol: FFmpeg reads a pipe sequentially, as the encoder writes it */
+    if ((ret = avformat_open_input(&fmt, strcmp(o.input, "-") ? o.input : "/dev/stdin",
+                                   av_find_input_format("vvc"), NULL)) < 0)
         die(2, "cannot open: %s", av_make_error_string(err, sizeof(err), ret));
     /* no avformat_find_stream_info(): the raw demuxer knows the codec, the decoder reads the SPS, and
      * probing would decode the first pictures twice */

@@ -22,7 +22,6 @@ from cpgd_bench.codec import (
     load_profile,
     run_dump,
 )
-from cpgd_bench.codec import priors as priors_module
 from cpgd_bench.codec.colour import rgb_to_yuv420, yuv420_to_rgb
 from cpgd_bench.codec.encode import pad_to_multiple
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
@@ -123,6 +122,17 @@ def test_prior_stream_blocks_are_the_whole_sequence_in_order(stream):
     assert unknown_length == [5, 5, 2]
 
 
+def test_streamed_coding_equals_encoding_then_decoding(clip, stream, tmp_path):
+    """Decoding VVenC's output as it is written gives the same bitstream and arrays as decoding the file."""
+    require_codec("patched")
+    streamed = extract_priors(clip, load_profile("ra-qp32"), tmp_path, "streamed")
+    assert streamed.bitstream.read_bytes() == stream.read_bytes()
+    from_file = decode_priors(stream, 120, 160, n_frames=12)
+    for name, array in from_file.arrays().items():
+        np.testing.assert_array_equal(getattr(streamed, name), array, err_msg=name)
+    assert streamed.attrs["bitstream_bytes"] == stream.stat().st_size and streamed.attrs["encode_seconds"] > 0
+
+
 def test_residual_exported_with_loop_filters_on(stream):
     seq = decode_priors(stream, 120, 160)
     energy = [float(np.mean(seq.residual[t].astype(np.float64) ** 2)) for t in range(len(seq.poc))]
@@ -212,6 +222,8 @@ def test_bad_input_and_missing_build(tmp_path, monkeypatch):
     monkeypatch.setenv("CPGD_VVC_DUMP", str(tmp_path / "nope"))
     with pytest.raises(CodecError, match="make codec"):
         dump_tool_path()
+    with pytest.raises(CodecError, match="make codec"):   # the encoder already running is stopped
+        extract_priors(translating_clip(2, (64, 96)), load_profile(), tmp_path, "x")
 
 
 def test_low_delay_profile_references_only_the_past(tmp_path):
@@ -227,10 +239,14 @@ def test_asan_build_is_clean(stream, stream_nolf, tmp_path):
             proc = subprocess.run([str(tool), *args, "-o", str(tmp_path / "o.bin"), str(s)],
                                   capture_output=True, text=True)
             assert proc.returncode == 0 and "AddressSanitizer" not in proc.stderr, proc.stderr[-2000:]
+        # the build's path: the bitstream arrives through a pipe
+        proc = subprocess.run([str(tool), "--rgb", "--name", s.name, "-o", str(tmp_path / "o.bin"), "-"],
+                              input=s.read_bytes(), capture_output=True)  # fmt: skip
+        assert proc.returncode == 0 and b"AddressSanitizer" not in proc.stderr, proc.stderr[-2000:]
 
 
 class _TwoClips(Source):
-    """Two tiny in-memory sequences, ``good`` and ``bad``."""
+    """Two tiny in-memory sequences: ``good`` (96 x 64) and ``bad`` (72 x 64, which the fault wrapper spots)."""
 
     name = "twoclips"
 
@@ -238,27 +254,40 @@ class _TwoClips(Source):
         return [SequenceRef("test", "bad"), SequenceRef("test", "good")]
 
     def load(self, ref: SequenceRef) -> SequenceFrames:
-        frames = translating_clip(4, (64, 96))
+        frames = translating_clip(4, (64, 72 if ref.name == "bad" else 96))
         return SequenceFrames(blur=frames, sharp=frames, fps=30.0, frame_names=[f"{i:05d}" for i in range(4)])
 
 
-def test_corrupt_bitstream_fails_one_sequence_and_the_build_carries_on(tmp_path, monkeypatch):
-    """A sequence whose bitstream is damaged is listed as failed, with a one-line reason; nothing of it is stored."""
+#: Faults between VVenC and the decoder, by what the sequence's encoder (a wrapper around FFmpeg) does:
+#: ``corrupt`` sends 300 bytes of the real bitstream and then random bytes, and exits 0 (the decoder's error
+#: is reported); ``crash`` sends 300 bytes and exits 1 with a message (the encoder's error is reported).
+FAULTS = {
+    "corrupt": ("{{ head -c 300; head -c 2000 /dev/urandom; cat >/dev/null; }}", "bad.266"),
+    "crash": ("{{ head -c 300; cat >/dev/null; }}; echo 'simulated crash' >&2; exit 1",
+              "VVenC encoding of bad.266 failed: simulated crash"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_coding_fault_fails_one_sequence_and_the_build_carries_on(tmp_path, monkeypatch, fault):
+    """A sequence whose bitstream breaks on its way to the decoder is listed as failed, with a one-line reason
+    (the encoder's own error where it failed); nothing of it is stored, and the other sequence is built."""
     require_codec("patched")
-    real_encode = priors_module.encode
-
-    def damaging_encode(frames, profile, out, **kwargs):
-        path = real_encode(frames, profile, out, **kwargs)
-        if Path(out).stem == "bad":
-            Path(out).write_bytes(Path(out).read_bytes()[:300] + os.urandom(2000))
-        return path
-
-    monkeypatch.setattr(priors_module, "encode", damaging_encode)
+    tail, reason_text = FAULTS[fault]
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(f"""#!/bin/sh
+case " $* " in
+  *" 72x64 "*) "{ffmpeg_exe()}" "$@" | {tail.format()} ;;
+  *) exec "{ffmpeg_exe()}" "$@" ;;
+esac
+""")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(wrapper))
     store = tmp_path / "s.zarr"
     summary = build_store(_TwoClips(), store, profile="ra-qp32", progress=False)
     assert summary.built == ["test/good"]
     (key, reason), = summary.failed
-    assert key == "test/bad" and "\n" not in reason and "bad.266" in reason
+    assert key == "test/bad" and "\n" not in reason and reason_text in reason
     assert "failed test/bad" in summary.format()
     assert sorted(p.name for p in (store / "test").iterdir() if p.is_dir()) == ["good"]  # nothing partial or temporary
     assert verify_store(store, checksums=True, progress=False).ok

@@ -5,13 +5,14 @@
 """
 
 from .dump import decoder_version, dump_tool_path, frame_md5s, patch_sha256, run_dump
-from .encode import encode, encoder_version, ffmpeg_exe
+from .encode import StreamingEncoder, encode, encoder_version, ffmpeg_exe
 from .errors import CodecError
 from .priors import (
     BLOCK_ARRAYS,
     PRIOR_ARRAYS,
     CodedSequence,
     PriorStream,
+    coded_stream,
     decode_priors,
     encode_sequence,
     extract_priors,
@@ -21,6 +22,7 @@ from .records import DumpFrame
 
 __all__ = [
     "BLOCK_ARRAYS", "PRIOR_ARRAYS", "CodecError", "CodecProfile", "CodedSequence", "DumpFrame", "PriorStream",
-    "decode_priors", "decoder_version", "dump_tool_path", "encode", "encode_sequence", "encoder_version",
-    "extract_priors", "ffmpeg_exe", "frame_md5s", "load_profile", "patch_sha256", "profile_names", "run_dump",
+    "StreamingEncoder", "coded_stream", "decode_priors", "decoder_version", "dump_tool_path", "encode",
+    "encode_sequence", "encoder_version", "extract_priors", "ffmpeg_exe", "frame_md5s", "load_profile",
+    "patch_sha256", "profile_names", "run_dump",
 ]

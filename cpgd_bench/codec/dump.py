@@ -7,8 +7,9 @@ import fcntl
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import CodecError
 from .records import DumpFrame, iter_records
@@ -42,20 +43,27 @@ def decoder_version() -> str:
 
 
 def run_dump(bitstream: Path, *, threads: int = 0, export: bool = True, prediction: bool = False,
-             rgb: bool = False, variant: str = "patched") -> Iterator[DumpFrame]:
+             rgb: bool = False, variant: str = "patched",
+             feed: Callable[[BinaryIO], None] | None = None) -> Iterator[DumpFrame]:  # fmt: skip
     """Decode `bitstream` and yield its frames with priors, streaming from the tool's stdout.
 
     ``rgb``: the tool converts each picture to 8-bit RGB (``DumpFrame.rgb``, the same bytes as
     :func:`cpgd_bench.codec.colour.yuv420_to_rgb`) instead of sending its YUV planes.
+    ``feed``: the tool reads the bitstream from its stdin instead of the file, and ``feed`` is called
+    with that pipe once the tool runs; it must write the bitstream and close the pipe (see
+    :meth:`cpgd_bench.codec.encode.StreamingEncoder.relay_to`). ``bitstream`` then only names it.
     """
-    if not bitstream.is_file() or bitstream.stat().st_size == 0:
+    if feed is None and (not bitstream.is_file() or bitstream.stat().st_size == 0):
         raise CodecError(f"{bitstream}: bitstream missing or empty; re-encode the sequence")
     cmd = [str(dump_tool_path(variant)), "--threads", str(threads), "-o", "-"]
     cmd += [] if export else ["--no-export"]
     cmd += ["--prediction"] if prediction else []
     cmd += ["--rgb"] if rgb else []
-    cmd.append(str(bitstream))
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+    cmd += [str(bitstream)] if feed is None else ["--name", bitstream.name, "-"]
+    stdin = None if feed is None else subprocess.PIPE
+    with subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        if feed is not None:
+            feed(proc.stdin)
         _widen_pipe(proc.stdout.fileno())
         try:
             yield from iter_records(proc.stdout)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
+import tempfile
+import threading
 from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -14,6 +19,7 @@ from .errors import CodecError
 from .profiles import CodecProfile
 
 ALIGN = 8  # VVC coded sizes are multiples of the minimum CU size
+RELAY_BYTES = 1 << 16  # bitstream bytes relayed per read
 
 
 def ffmpeg_exe() -> str:
@@ -55,8 +61,8 @@ def yuv420p10_bytes(frames: np.ndarray, bit_depth: int) -> bytes:
     return b"".join(parts)
 
 
-def encode(frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0, threads: int = 0) -> Path:
-    """Encode uint8 RGB frames (T, H, W, 3), H and W multiples of 8, to a raw VVC bitstream `out`."""
+def _command(frames: np.ndarray, profile: CodecProfile, fps: float, threads: int) -> list[str]:
+    """FFmpeg arguments that encode ``frames`` from raw YUV on stdin (the output is appended by the caller)."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
         raise CodecError(f"expected non-empty uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
     t, h, w, _ = frames.shape
@@ -73,9 +79,109 @@ def encode(frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30
     ]
     if profile.vvenc_params:
         cmd += ["-vvenc-params", profile.vvenc_params_arg()]
-    cmd += ["-f", "vvc", str(out)]
+    return cmd
+
+
+def _failure(out: Path, stderr: bytes) -> CodecError:
+    lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+    return CodecError(f"VVenC encoding of {out.name} failed: {lines[0] if lines else 'no output'}")
+
+
+def encode(frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0, threads: int = 0) -> Path:
+    """Encode uint8 RGB frames (T, H, W, 3), H and W multiples of 8, to a raw VVC bitstream `out`."""
+    cmd = _command(frames, profile, fps, threads) + ["-f", "vvc", str(out)]
     proc = subprocess.run(cmd, input=yuv420p10_bytes(frames, profile.bit_depth), capture_output=True)
     if proc.returncode or not out.exists() or out.stat().st_size == 0:
-        lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
-        raise CodecError(f"VVenC encoding of {out.name} failed: {lines[0] if lines else 'no output'}")
+        raise _failure(out, proc.stderr)
     return out
+
+
+class StreamingEncoder:
+    """VVenC in the background, its bitstream written to ``out`` and relayed to a decoder as it is produced.
+
+    The frames are converted as :func:`encode` does, then fed to FFmpeg by one thread; another copies
+    its output to ``out`` and to the pipe handed to :meth:`relay_to`, so decoding overlaps encoding.
+    Use as a context manager: :meth:`finish` waits and raises :class:`CodecError` if encoding failed;
+    leaving the block early (an error) stops the encoder.
+    """
+
+    def __init__(self, frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0,
+                 threads: int = 0) -> None:  # fmt: skip
+        cmd = _command(frames, profile, fps, threads) + ["-f", "vvc", "pipe:1"]
+        data = yuv420p10_bytes(frames, profile.bit_depth)
+        self.out = out
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self._ended = threading.Event()                # the encoder's output is complete (or it died)
+        self._relay_error: OSError | None = None
+        self._feeder = threading.Thread(target=self._feed, args=(data,), daemon=True)
+        self._relay: threading.Thread | None = None
+        self._feeder.start()
+
+    def _feed(self, data: bytes) -> None:
+        with contextlib.suppress(BrokenPipeError):     # the encoder stopped early: its exit status says why
+            self._proc.stdin.write(data)
+        with contextlib.suppress(BrokenPipeError):
+            self._proc.stdin.close()
+
+    def relay_to(self, pipe: BinaryIO) -> None:
+        """Start copying the bitstream into ``pipe`` (a decoder's stdin), which this encoder then owns and closes."""
+        fd = os.dup(pipe.fileno())
+        pipe.close()
+        self._relay = threading.Thread(target=self._copy_output, args=(fd,), daemon=True)
+        self._relay.start()
+
+    def _copy_output(self, decoder_fd: int) -> None:
+        live = True
+        try:
+            with open(self.out, "wb") as file:
+                while chunk := self._proc.stdout.read1(RELAY_BYTES):
+                    file.write(chunk)
+                    if live:
+                        try:
+                            os.write(decoder_fd, chunk)   # a pipe: blocks until the whole chunk is taken
+                        except BrokenPipeError:            # the decoder stopped; its own error is reported
+                            live = False
+        except OSError as e:
+            self._relay_error = e
+        finally:
+            self._ended.set()
+            os.close(decoder_fd)
+
+    def failed(self) -> CodecError | None:
+        """The encoder's error if its output has ended and it failed, else None (does not wait for it)."""
+        if not self._ended.is_set():
+            return None
+        if self._relay_error is not None:
+            return CodecError(f"cannot write {self.out}: {self._relay_error}")
+        if self._proc.wait() or not self.out.exists() or self.out.stat().st_size == 0:
+            self._stderr.seek(0)
+            return _failure(self.out, self._stderr.read())
+        return None
+
+    def finish(self) -> None:
+        """Wait for the encoder to end; raises CodecError if it failed."""
+        if self._relay is None:
+            raise CodecError(f"{self.out.name}: the encoder's output was never relayed (call relay_to)")
+        self._feeder.join()
+        self._relay.join()
+        error = self.failed()
+        if error is not None:
+            raise error
+
+    def stop(self) -> None:
+        """Kill the encoder (if still running) and release its threads and files."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._feeder.join()
+        if self._relay is not None:
+            self._relay.join()
+        self._proc.stdout.close()
+        self._stderr.close()
+
+    def __enter__(self) -> StreamingEncoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from .dump import decoder_version, patch_sha256, run_dump
-from .encode import encode, encoder_version, pad_to_multiple
+from .encode import StreamingEncoder, encode, encoder_version, pad_to_multiple
 from .errors import CodecError
 from .profiles import CodecProfile
 
@@ -47,12 +49,13 @@ class PriorStream:
     display order (the arrays of :data:`BLOCK_ARRAYS`), so a consumer can store a block while the next
     one decodes; the decoder runs in its own process and overlaps the conversion here. After the
     iteration :meth:`per_frame` gives ``poc``, ``slice_type`` and ``qp`` and ``attrs`` the decoder facts.
+    ``feed``: the decoder reads the bitstream from a pipe as it is written (see :func:`run_dump`).
     """
 
-    def __init__(self, bitstream: Path, height: int, width: int, n_frames: int | None = None,
-                 threads: int = 0, block: int = 16) -> None:  # fmt: skip
+    def __init__(self, bitstream: Path, height: int, width: int, n_frames: int | None = None, threads: int = 0,
+                 block: int = 16, feed: Callable[[BinaryIO], None] | None = None) -> None:  # fmt: skip
         self.bitstream, self.height, self.width = bitstream, height, width
-        self.n_frames, self.threads, self.block = n_frames, threads, block
+        self.n_frames, self.threads, self.block, self.feed = n_frames, threads, block, feed
         self.attrs: dict = {}
         self._per_frame: dict[str, list[int]] = {}
 
@@ -77,7 +80,7 @@ class PriorStream:
         name = self.bitstream.name
         block, start, first, lmcs = None, 0, None, False
         self.attrs, self._per_frame = {}, {"poc": [], "slice_type": [], "qp": []}   # each iteration decodes anew
-        for t, f in enumerate(run_dump(self.bitstream, threads=self.threads, rgb=True)):
+        for t, f in enumerate(run_dump(self.bitstream, threads=self.threads, rgb=True, feed=self.feed)):
             if first is None:
                 first = f
                 if f.rgb.shape[0] < h or f.rgb.shape[1] < w:
@@ -126,12 +129,32 @@ class PriorStream:
 def decode_priors(bitstream: Path, height: int, width: int, n_frames: int | None = None,
                   threads: int = 0) -> CodedSequence:
     """Run the patched decoder on `bitstream` and crop everything to `height` x `width` (whole arrays)."""
-    stream = PriorStream(bitstream, height, width, n_frames, threads, block=n_frames or 16)
+    return _whole(PriorStream(bitstream, height, width, n_frames, threads, block=n_frames or 16))
+
+
+def _whole(stream: PriorStream) -> CodedSequence:
+    """Decode all of ``stream`` into whole arrays."""
     blocks = [arrays for _, arrays in stream]
     whole = blocks[0] if len(blocks) == 1 else {k: np.concatenate([b[k] for b in blocks]) for k in BLOCK_ARRAYS}
-    seq = CodedSequence(**whole, **stream.per_frame(), bitstream=bitstream)
+    seq = CodedSequence(**whole, **stream.per_frame(), bitstream=stream.bitstream)
     seq.attrs = dict(stream.attrs)
     return seq
+
+
+def _check_frames(frames: np.ndarray, name: str) -> None:
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 \
+            or frames.shape[-1] != 3:
+        got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+        raise CodecError(f"{name}: expected uint8 RGB frames (T, H, W, 3), got {got}")
+    if len(frames) == 0:
+        raise CodecError(f"{name}: no frames to encode (empty input)")
+
+
+def _encode_attrs(profile: CodecProfile, fps: float, bitstream: Path, seconds: float) -> dict:
+    return {
+        "profile": profile.as_dict(), "encoder": encoder_version(), "fps": float(fps),
+        "bitstream_bytes": bitstream.stat().st_size, "encode_seconds": round(seconds, 3),
+    }  # fmt: skip
 
 
 def encode_sequence(frames: np.ndarray, profile: CodecProfile, workdir: Path, name: str = "seq",
@@ -141,20 +164,44 @@ def encode_sequence(frames: np.ndarray, profile: CodecProfile, workdir: Path, na
     Frames are edge-padded to multiples of 8 for coding. Returns the bitstream and its attributes
     (profile, encoder, fps, size, encode time).
     """
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 \
-            or frames.shape[-1] != 3:
-        got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
-        raise CodecError(f"{name}: expected uint8 RGB frames (T, H, W, 3), got {got}")
-    if len(frames) == 0:
-        raise CodecError(f"{name}: no frames to encode (empty input)")
+    _check_frames(frames, name)
     workdir.mkdir(parents=True, exist_ok=True)
     bitstream = workdir / f"{name}.266"
     t0 = time.perf_counter()
     encode(pad_to_multiple(frames), profile, bitstream, fps=fps, threads=threads)
-    return bitstream, {
-        "profile": profile.as_dict(), "encoder": encoder_version(), "fps": float(fps),
-        "bitstream_bytes": bitstream.stat().st_size, "encode_seconds": round(time.perf_counter() - t0, 3),
-    }  # fmt: skip
+    return bitstream, _encode_attrs(profile, fps, bitstream, time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def coded_stream(frames: np.ndarray, profile: CodecProfile, workdir: Path, name: str = "seq",
+                 fps: float = 30.0, threads: int = 0, block: int = 16) -> Iterator[PriorStream]:
+    """Encode uint8 RGB frames (T, H, W, 3) of any size and decode them with prior export, at once.
+
+    Yields a :class:`PriorStream` of the frames cropped back to the source size; the patched decoder
+    reads VVenC's bitstream as it is produced, while it is also written to ``workdir/<name>.266``.
+    When the block ends without error, the encoder has finished too and ``stream.attrs`` holds the
+    encoder's attributes as well (``encode_seconds`` and ``decode_seconds`` count from the start, as
+    the two overlap; the latter ends when the consumer took the last block). If the encoder fails,
+    its error is raised rather than the decoder's (which only saw a short stream).
+    """
+    _check_frames(frames, name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    bitstream = workdir / f"{name}.266"
+    t0 = time.perf_counter()
+    with StreamingEncoder(pad_to_multiple(frames), profile, bitstream, fps, threads) as encoder:
+        stream = PriorStream(bitstream, *frames.shape[1:3], n_frames=len(frames), threads=threads, block=block,
+                             feed=encoder.relay_to)  # fmt: skip
+        try:
+            yield stream
+        except CodecError:
+            error = encoder.failed()
+            if error is not None:
+                raise error from None
+            raise
+        decoded = time.perf_counter() - t0
+        encoder.finish()
+        stream.attrs.update(_encode_attrs(profile, fps, bitstream, time.perf_counter() - t0),
+                            decode_seconds=round(decoded, 3))  # fmt: skip
 
 
 def extract_priors(frames: np.ndarray, profile: CodecProfile, workdir: Path, name: str = "seq",
@@ -162,10 +209,9 @@ def extract_priors(frames: np.ndarray, profile: CodecProfile, workdir: Path, nam
     """Encode uint8 RGB frames (T, H, W, 3) with VVenC and decode them with MV/residual export.
 
     Any H, W: frames are edge-padded to multiples of 8 for coding, and every output is cropped back.
-    The bitstream is kept at `workdir/<name>.266`.
+    Decoding overlaps encoding (:func:`coded_stream`); the bitstream is kept at `workdir/<name>.266`.
     """
-    bitstream, encode_attrs = encode_sequence(frames, profile, workdir, name, fps, threads)
-    t0 = time.perf_counter()
-    seq = decode_priors(bitstream, *frames.shape[1:3], n_frames=len(frames), threads=threads)
-    seq.attrs.update(encode_attrs, decode_seconds=round(time.perf_counter() - t0, 3))
+    with coded_stream(frames, profile, workdir, name, fps, threads, block=len(frames)) as stream:
+        seq = _whole(stream)
+    seq.attrs = dict(stream.attrs)
     return seq

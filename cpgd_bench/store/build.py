@@ -27,7 +27,7 @@ import numpy as np
 import zarr
 from tqdm import tqdm
 
-from cpgd_bench.codec import CodecError, CodecProfile, PriorStream, encode_sequence, load_profile
+from cpgd_bench.codec import CodecError, CodecProfile, coded_stream, load_profile
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 from cpgd_bench.store.errors import StoreError
@@ -102,8 +102,9 @@ def code_and_store(
     """Encode ``frames`` with VVenC, decode them with prior export and store everything as ``ref``.
 
     The three steps overlap: the source frames are compressed into the store while VVenC encodes,
-    and each block of decoded frames and priors while the next one decodes. Returns the
-    frame count; the sequence appears in the store only once complete.
+    the decoder reads the bitstream as VVenC writes it, and each block of decoded frames and priors
+    is stored while the next one decodes. Returns the frame count; the sequence appears in the store
+    only once complete.
     """
     t, h, w = frames.blur.shape[:3]
     with writer.open_sequence(ref.split, ref.name, t, h, w) as out:
@@ -112,18 +113,15 @@ def code_and_store(
             out.write("sharp", frames.sharp)
         for name, array in frames.extra.items():
             out.write(name, array)
-        bitstream, codec_attrs = encode_sequence(frames.blur, profile, workdir, ref.name, frames.fps, threads)
-        started = time.perf_counter()
-        stream = PriorStream(bitstream, h, w, n_frames=t, threads=threads, block=DECODE_BLOCK)
-        for start, block in stream:
-            for name, array in block.items():
-                out.write(name, array, start)
+        with coded_stream(frames.blur, profile, workdir, ref.name, frames.fps, threads, DECODE_BLOCK) as stream:
+            for start, block in stream:
+                for name, array in block.items():
+                    out.write(name, array, start)
         for name, array in stream.per_frame().items():
             out.write(name, array)
-        out.write("bitstream", np.fromfile(bitstream, dtype=np.uint8))
-        codec_attrs.update(stream.attrs, decode_seconds=round(time.perf_counter() - started, 3))
+        out.write("bitstream", np.fromfile(stream.bitstream, dtype=np.uint8))
         out.commit({
-            "fps": frames.fps, "frame_names": list(frames.frame_names), "codec": codec_attrs,
+            "fps": frames.fps, "frame_names": list(frames.frame_names), "codec": stream.attrs,
             "source": dict(frames.attrs),
         })  # fmt: skip
     return t
