@@ -1,8 +1,9 @@
 """Codec overheads: decode-with-export vs plain decode, and encode+export+store vs encode alone (720p).
 
-The second ratio times the store build's own per-sequence path (``code_and_store``: VVenC encode,
-patched decode with export, store write, overlapped) against ``encode_sequence`` alone, alternating
-the two and taking the median per-round ratio.
+The second ratio times the store build's own per-sequence path (``code_and_store``: VVenC encode, the
+patched decoder with export reading the bitstream as VVenC writes it, store write, all overlapped)
+against ``encode_sequence`` alone (the same conversion and encoder, to a file), alternating the two and
+taking the median per-round ratio.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _time_pair(first, second, repeats: int, inner: int = 2) -> tuple[float, floa
     return statistics.median(times[0]), statistics.median(times[1]), statistics.median(ratios)
 
 
-def run(repeats: int = 9, build_repeats: int = 5) -> dict:
+def run(repeats: int = 15, build_repeats: int = 7) -> dict:
     tool = str(dump_tool_path())
     frames = _clip()
     profile = load_profile()
