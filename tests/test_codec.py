@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
@@ -224,6 +225,14 @@ def test_bad_input_and_missing_build(tmp_path, monkeypatch):
         dump_tool_path()
     with pytest.raises(CodecError, match="make codec"):   # the encoder already running is stopped
         extract_priors(translating_clip(2, (64, 96)), load_profile(), tmp_path, "x")
+
+
+def test_encoder_error_wins_over_the_decoders(tmp_path):
+    """VVenC rejecting its parameters leaves the decoder an empty pipe: the encoder's message is the one raised."""
+    require_codec("patched")
+    bad = dataclasses.replace(load_profile(), vvenc_params={"NoSuchParam": 1})
+    with pytest.raises(CodecError, match=r"^VVenC encoding of x\.266 failed: .*NoSuchParam"):
+        extract_priors(translating_clip(2, (64, 96)), bad, tmp_path, "x")
 
 
 def test_low_delay_profile_references_only_the_past(tmp_path):

@@ -96,6 +96,13 @@ def encode(frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30
     return out
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (a write to a pipe may be cut short by a signal)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class StreamingEncoder:
     """VVenC in the background, its bitstream written to ``out`` and relayed to a decoder as it is produced.
 
@@ -139,7 +146,7 @@ class StreamingEncoder:
                     file.write(chunk)
                     if live:
                         try:
-                            os.write(decoder_fd, chunk)   # a pipe: blocks until the whole chunk is taken
+                            _write_all(decoder_fd, chunk)
                         except BrokenPipeError:            # the decoder stopped; its own error is reported
                             live = False
         except OSError as e:
@@ -149,7 +156,7 @@ class StreamingEncoder:
             os.close(decoder_fd)
 
     def failed(self) -> CodecError | None:
-        """The encoder's error if its output has ended and it failed, else None (does not wait for it)."""
+        """The encoder's error if its output has ended and it failed, else None (never waits for encoding)."""
         if not self._ended.is_set():
             return None
         if self._relay_error is not None:
