@@ -20,6 +20,9 @@ the 4x4 MV grid stays aligned, and with ``augment`` random horizontal/vertical f
 temporal reversal applied to pixels and priors alike. ``mode="test"``: deterministic full frames
 in sliding windows (``stride`` frames apart, default ``clip_len``; the last window ends on the
 last frame), no augmentation. The store is opened lazily in each process (DataLoader workers).
+
+Reads are checked (:func:`cpgd_bench.store.reader.read_frames`): a lost chunk file or a corrupt
+chunk raises a one-line StoreError naming the store, array and frames, never zeros.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from torch.utils.data import Dataset
 from cpgd_bench.data import augment as aug
 from cpgd_bench.data.flow import block_flows, upsample_blocks
 from cpgd_bench.store import StoreError, open_store
+from cpgd_bench.store.reader import open_root, read_frames
 
 INPUTS = ("decoded", "blur")
 MODES = ("train", "test")
@@ -110,6 +114,7 @@ class CodingPriorDataset(Dataset):
                 starts.append(last)
             self.index += [(i, t0) for t0 in starts]
         self._arrays: dict[tuple[str, str], zarr.Array] = {}
+        self._root: zarr.Group | None = None
         self._pid = -1
 
     @staticmethod
@@ -129,21 +134,20 @@ class CodingPriorDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_arrays"], state["_pid"] = {}, -1  # reopen in the worker
+        state["_arrays"], state["_root"], state["_pid"] = {}, None, -1  # reopen in the worker
         return state
 
     def _array(self, sequence: str, name: str) -> zarr.Array:
         if self._pid != os.getpid():
-            self._arrays, self._pid = {}, os.getpid()
+            self._arrays, self._root, self._pid = {}, open_root(self.store_path), os.getpid()
         key = (sequence, name)
         if key not in self._arrays:
-            path = self.store_path / self.split / sequence / name
-            self._arrays[key] = zarr.open_array(path, mode="r", zarr_format=3)
+            self._arrays[key] = self._root[f"{self.split}/{sequence}/{name}"]  # type: ignore[index]
         return self._arrays[key]
 
     def _read(self, sequence: str, name: str, selection: tuple[slice, ...]) -> np.ndarray:
-        """Read ``selection`` of array ``name`` of a sequence (override to read another layout)."""
-        return self._array(sequence, name)[selection]
+        """Read ``selection`` of array ``name`` of a sequence, checked (override to read another layout)."""
+        return read_frames(self._array(sequence, name), *selection)
 
     def _origin(self, seq: _Sequence) -> tuple[int, int, int, int]:
         """Crop (y0, x0, h, w): random and 4-pixel aligned in train mode, the full frame in test mode."""

@@ -4,11 +4,14 @@ Finished sequences are skipped, so rerunning an interrupted build resumes it. A 
 source or codec step fails is recorded in the summary and the build carries on; the store never
 holds a partial sequence (see :class:`cpgd_bench.store.writer.StoreWriter`).
 
-Parallel builds: the driver creates the store (root group, every split group) and takes its lock
-once, then fans the missing sequences out with joblib (``jobs`` workers; backend ``loky`` processes,
+Parallel builds: the driver takes the store lock, creates the store (root group, every split group)
+and fans the missing sequences out with joblib (``jobs`` workers; backend ``loky`` processes,
 ``threading``, or ``dask`` on the cluster at ``scheduler``). Each worker writes its sequence under a
-temporary name unique to its process and a random token, then renames it: workers never touch the
-same path, and a killed worker leaves only a temporary directory that the next build removes.
+temporary name unique to its process and a random token, holding that name's lock, then renames it:
+workers never touch the same path, and a killed worker leaves only a temporary directory whose lock is
+free, which the next build removes. Worker processes watch the driver's store lock and exit as soon as
+their driver is gone (killed, however), so no worker outlives it. The driver indexes each committed
+sequence; a rerun first indexes the sequences a killed driver's workers committed.
 """
 
 from __future__ import annotations
@@ -20,20 +23,21 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import joblib
 import numpy as np
-import zarr
 from tqdm import tqdm
 
 from cpgd_bench.codec import CodecError, CodecProfile, coded_stream, load_profile
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 from cpgd_bench.store.errors import StoreError
+from cpgd_bench.store.locks import FileLock, is_held, watching_driver
 from cpgd_bench.store.reader import read_root_attrs
-from cpgd_bench.store.schema import FRAMES_PER_CHUNK
-from cpgd_bench.store.writer import StoreWriter
+from cpgd_bench.store.schema import FRAMES_PER_CHUNK, check_name
+from cpgd_bench.store.writer import LOCK_NAME, StoreWriter
 
 BACKENDS = ("loky", "threading", "dask")
 #: Frames per block handed from the decoder to the store: two inner chunks. Smaller blocks shorten the
@@ -41,6 +45,9 @@ BACKENDS = ("loky", "threading", "dask")
 #: shard rewrite, +0.02 CPU-s per 720p sequence for the RGB frames (4-frame blocks: +0.09).
 DECODE_BLOCK = 2 * FRAMES_PER_CHUNK
 SCHEDULER_TIMEOUT = "20s"  # how long to try reaching a Dask scheduler
+SCRATCH_PREFIX = "cpgd-build-"
+#: A scratch directory whose lock is free and that is older than this was left by a killed build (seconds).
+SCRATCH_STALE_AGE = 60.0
 
 
 class BuildError(RuntimeError):
@@ -128,18 +135,36 @@ def code_and_store(
 
 
 def _build_task(
-    source: Source, ref: SequenceRef, out: Path, profile_name: str, workdir: str | None, threads: int
-) -> _Outcome:
-    """Build one sequence into ``out`` (runs in a worker); failures come back as an outcome, not an exception."""
+    source: Source, ref: SequenceRef, out: Path, profile_name: str, workdir: str | None, threads: int,
+    driver: tuple[str, str] | None = None,
+) -> _Outcome:  # fmt: skip
+    """Build one sequence into ``out`` (runs in a worker); failures come back as an outcome, not an exception.
+
+    ``driver`` (store lock path, lock token) makes a worker process end itself once that driver is gone.
+    """
     key = f"{ref.split}/{ref.name}"
     writer = StoreWriter(out, source.name, lock=False)
-    scratch = Path(tempfile.mkdtemp(prefix=f"cpgd-{ref.split}-{ref.name}-", dir=workdir))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{ref.split}-{ref.name}-", dir=workdir))
+    scratch_lock = FileLock(scratch / ".lock", f"scratch directory {scratch}")
+    remove_scratch = partial(shutil.rmtree, scratch, ignore_errors=True)
+    watch = contextlib.nullcontext() if driver is None else watching_driver(Path(driver[0]), driver[1], remove_scratch)
     try:
-        return _Outcome(key, frames=build_one(source, ref, writer, profile_name, scratch, threads))
+        with watch:
+            return _Outcome(key, frames=build_one(source, ref, writer, profile_name, scratch, threads))
     except (CodecError, SourceError, StoreError) as e:
         return _Outcome(key, error=str(e).splitlines()[0] if str(e) else type(e).__name__)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_scratch()
+        scratch_lock.release()
+
+
+def _remove_stale_scratch(workdir: str | None) -> None:
+    """Remove scratch directories that killed builds left in ``workdir`` (lock free, older than a minute)."""
+    now = time.time()
+    for scratch in Path(workdir or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if now - scratch.stat().st_mtime > SCRATCH_STALE_AGE and not is_held(scratch / ".lock"):
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -164,7 +189,7 @@ def _dask_client(scheduler: str | None) -> Iterator[None]:
 
 def _outcomes(
     source: Source, todo: list[SequenceRef], out: Path, profile: str, workdir: str | None,
-    jobs: int, backend: str, scheduler: str | None,
+    jobs: int, backend: str, scheduler: str | None, token: str | None,
 ) -> Iterator[_Outcome]:  # fmt: skip
     """Run the build tasks: in this process for one job, else through joblib, yielding as they finish."""
     if jobs == 1 and backend != "dask":
@@ -172,7 +197,8 @@ def _outcomes(
             yield _build_task(source, ref, out, profile, workdir, 0)
         return
     threads = 0 if backend == "dask" else max(1, (os.cpu_count() or 1) // jobs)
-    tasks = (joblib.delayed(_build_task)(source, ref, out, profile, workdir, threads) for ref in todo)
+    driver = None if backend == "threading" or token is None else (str(out / LOCK_NAME), token)
+    tasks = (joblib.delayed(_build_task)(source, ref, out, profile, workdir, threads, driver) for ref in todo)
     if backend == "dask":
         with _dask_client(scheduler):
             yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks)
@@ -180,12 +206,14 @@ def _outcomes(
     yield from joblib.Parallel(n_jobs=jobs, backend=backend, return_as="generator_unordered")(tasks)
 
 
-def _prepare(writer: StoreWriter, refs: list[SequenceRef]) -> None:
-    """Create every split group before fan-out, so concurrent workers only ever add sequence groups."""
-    root = zarr.open_group(writer.path, mode="r+")
-    for split in sorted({ref.split for ref in refs}):
-        if not (writer.path / split / "zarr.json").exists():
-            root.require_group(split)
+def _invalid_name(ref: SequenceRef) -> str | None:
+    """The one-line reason ``ref``'s split or sequence name cannot be stored, or None."""
+    try:
+        check_name("split", ref.split)
+        check_name("sequence", ref.name)
+    except StoreError as e:
+        return str(e)
+    return None
 
 
 def build_store(
@@ -228,18 +256,26 @@ def build_store(
     scratch_root = None if workdir is None else str(Path(workdir).absolute())
     if scratch_root is not None:
         Path(scratch_root).mkdir(parents=True, exist_ok=True)
+    _remove_stale_scratch(scratch_root)
     with StoreWriter(out, source.name, root_attrs) as writer:
+        writer.adopt_unindexed()
         todo = []
         for ref in refs:
-            if writer.has_sequence(ref.split, ref.name):
-                summary.skipped.append(f"{ref.split}/{ref.name}")
+            key = f"{ref.split}/{ref.name}"
+            if (reason := _invalid_name(ref)) is not None:
+                summary.failed.append((key, reason))
+            elif writer.has_sequence(ref.split, ref.name):
+                summary.skipped.append(key)
             else:
                 todo.append(ref)
-        _prepare(writer, todo)
-        with tqdm(total=len(refs), initial=len(summary.skipped), desc=f"build {source.name}", unit="seq",
+        for split in sorted({ref.split for ref in todo}):
+            writer.require_split(split)
+        with tqdm(total=len(refs), initial=len(refs) - len(todo), desc=f"build {source.name}", unit="seq",
                   disable=not progress) as bar:  # fmt: skip
-            for outcome in _outcomes(source, todo, out, resolved.name, scratch_root, jobs, backend, scheduler):
+            outcomes = _outcomes(source, todo, out, resolved.name, scratch_root, jobs, backend, scheduler, writer.token)
+            for outcome in outcomes:
                 if outcome.error is None:
+                    writer.index_sequence(*outcome.key.split("/"))
                     summary.built.append(outcome.key)
                     summary.frames += outcome.frames
                 else:

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from zarr.abc.codec import BytesBytesCodec
-from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from cpgd_bench.store.errors import StoreError
 
-#: Version of the on-disk layout; bump it on any incompatible schema change.
-FORMAT_VERSION = 1
+#: Version of the on-disk layout; bump it on any incompatible schema change. 2: a CRC-32C per chunk, every chunk
+#: written (none left to the fill value), split and sequence indexes in the root and split attributes.
+FORMAT_VERSION = 2
 
 #: Frames per shard file (outer chunk along time).
 FRAMES_PER_SHARD = 16
@@ -39,6 +40,11 @@ SEQUENCE_ATTRS = (
     "format_version", "dataset", "split", "sequence", "fps", "num_frames", "height", "width",
     "frame_names", "codec", "created", "checksums",
 )  # fmt: skip
+
+#: Root attribute listing the split groups, and split attribute listing the committed sequences: a split or
+#: sequence whose metadata is lost or garbled is then reported, not silently skipped.
+SPLIT_INDEX = "splits"
+SEQUENCE_INDEX = "sequences"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -151,15 +157,15 @@ ZSTD_LEVEL = 3
 FRAME_COMPRESSOR = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=1)
 
 
-def compression(array: ArraySpec) -> tuple[BytesBytesCodec, bool]:
-    """The compressor of ``array`` and whether all-fill-value chunks are written.
+def codecs(array: ArraySpec) -> tuple[BytesBytesCodec, ...]:
+    """The bytes-to-bytes codecs of ``array``'s inner chunks: its compressor, then a CRC-32C.
 
-    Frames are never blank, so they skip Zarr's per-chunk scan for empty chunks (40% of a write's
-    time); prior chunks that are all zero (a static region's residual) are left out of their shard.
+    The CRC makes every chunk self-checking: a flipped byte fails the read instead of changing values
+    (the shard index carries its own CRC-32C, Zarr's default). Every chunk is written, all-zero ones
+    too (``write_empty_chunks``), so a chunk absent on disk is always a loss, never a legitimate fill.
     """
-    if array.dtype == np.uint8 and array.dims[-1] == "c":
-        return FRAME_COMPRESSOR, True
-    return ZstdCodec(level=ZSTD_LEVEL), False
+    compressor = FRAME_COMPRESSOR if array.dtype == np.uint8 and array.dims[-1] == "c" else ZstdCodec(level=ZSTD_LEVEL)
+    return compressor, Crc32cCodec()
 
 
 def spec(name: str) -> ArraySpec:

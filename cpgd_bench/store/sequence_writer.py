@@ -5,16 +5,19 @@ against the schema at once and queued on the array's own background thread, whic
 SHA-256 and writes the block through Zarr (whose codec threads compress the chunks). Arrays are stored
 concurrently and blocks of one array in order, so compression overlaps whatever the caller does next:
 encoding, decoding, converting the next block. :meth:`~SequenceWriter.commit` waits for the queue,
-checks that every array is complete, writes the attributes last and renames the group into place;
-leaving the ``with`` block without a commit (an error) removes the temporary group.
+checks that every array is complete, in memory and on disk (every chunk file present), writes the
+attributes last and renames the group into place; leaving the ``with`` block without a commit (an
+error) removes the temporary group. The writer holds the temporary group's lock (see
+:mod:`cpgd_bench.store.writer`) until the group is renamed or removed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -24,19 +27,24 @@ import numpy as np
 import zarr
 
 from cpgd_bench.store.errors import StoreError
-from cpgd_bench.store.schema import ARRAYS, BITSTREAM, compression, spec, update_digest
+from cpgd_bench.store.locks import FileLock
+from cpgd_bench.store.schema import ARRAYS, BITSTREAM, codecs, spec, update_digest
 
 
 class SequenceWriter:
     """Write sequence ``where`` (``split/name``) of ``shape`` = (T, H, W) into ``tmp``; rename it to ``final``.
 
-    ``group_attrs`` are the attributes the store writer fills itself (format version, dataset, split...).
-    Arrays handed to :meth:`write` must not be modified until :meth:`commit` returns.
+    ``group_attrs`` are the attributes the store writer fills itself (format version, dataset, split...);
+    ``lock`` is the temporary group's lock, released after the rename; ``on_commit`` runs after the rename
+    (the store writer indexes the sequence there). Arrays handed to :meth:`write` must not be modified
+    until :meth:`commit` returns.
     """
 
     def __init__(self, tmp: Path, final: Path, where: str, shape: tuple[int, int, int],
-                 group_attrs: Mapping[str, Any]) -> None:  # fmt: skip
+                 group_attrs: Mapping[str, Any], lock: FileLock,
+                 on_commit: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.tmp, self.final, self.where = tmp, final, where
+        self._lock, self._on_commit = lock, on_commit
         self.t, self.h, self.w = shape
         self._group_attrs = dict(group_attrs)
         self._filled: dict[str, int] = {}
@@ -82,10 +90,9 @@ class SequenceWriter:
     def _create_array(self, name: str, shape: tuple[int, ...]) -> zarr.Array:
         s = spec(name)
         chunks, shards = s.chunking(shape)
-        compressor, write_empty_chunks = compression(s)
         return self._group.create_array(
-            name, shape=shape, dtype=s.dtype, chunks=chunks, shards=shards, compressors=compressor,
-            dimension_names=s.dims, attributes={"doc": s.doc}, config={"write_empty_chunks": write_empty_chunks},
+            name, shape=shape, dtype=s.dtype, chunks=chunks, shards=shards, compressors=codecs(s),
+            dimension_names=s.dims, attributes={"doc": s.doc}, config={"write_empty_chunks": True},
         )  # fmt: skip
 
     def _raise_failed(self) -> None:
@@ -114,10 +121,29 @@ class SequenceWriter:
             "created": attrs.get("created", self._group_attrs["created"]),
             "checksums": {name: digest.hexdigest() for name, digest in self._digests.items()},
         }  # fmt: skip
+        self._check_on_disk()
         self._group.attrs.update(group_attrs)  # attributes last: a group with checksums is complete
-        os.rename(self.tmp, self.final)
+        try:
+            os.rename(self.tmp, self.final)
+        except OSError as e:
+            raise StoreError(f"sequence {self.where}: cannot move {self.tmp} to {self.final} ({e.strerror}); "
+                             "another build wrote it meanwhile? check with `cpgd-bench dataset verify`") from None
         self._close_queues()
+        self._lock.release(unlink=True)
+        if self._on_commit is not None:
+            self._on_commit()
         return self.final
+
+    def _check_on_disk(self) -> None:
+        """Every array's metadata and every chunk file must be in the temporary group before it is renamed."""
+        for name, array in self._arrays.items():
+            grid = array.shards or array.chunks
+            want = math.prod(-(-size // edge) for size, edge in zip(array.shape, grid, strict=True))
+            chunk_dir = self.tmp / name / "c"
+            have = sum(len(files) for _, _, files in os.walk(chunk_dir))
+            if not (self.tmp / name / "zarr.json").is_file() or have != want:
+                raise StoreError(f"sequence {self.where}: array {name} has {have} of {want} chunk files in "
+                                 f"{self.tmp} (removed while writing?); rerun the build")
 
     def abort(self) -> None:
         """Drop the sequence: stop queued writes and remove the temporary group."""
@@ -126,6 +152,7 @@ class SequenceWriter:
         self._close_queues()
         self._pending = []
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._lock.release(unlink=True)
 
     def _close_queues(self) -> None:
         for queue in self._queues.values():

@@ -2,9 +2,15 @@
 
 Each sequence is written as a complete Zarr group under a hidden temporary name
 ``<split>/.<sequence>.tmp-<pid>-<token>`` and renamed to ``<split>/<sequence>`` only when every array
-and attribute is on disk: a reader never sees half a sequence, and a killed build leaves only a
-temporary directory that the next writer removes. One writer per store at a time (a lock file
-``.build.lock`` holds its pid; a lock whose process is gone is taken over).
+and attribute is on disk: a reader never sees half a sequence. The writer of a temporary group holds
+the ``flock`` of ``<temporary name>.lock`` from before the group exists until after the rename, so a
+temporary group whose lock is free belongs to a dead writer and is removed by the next build, and one
+whose lock is held is never touched.
+
+One build driver per store at a time: it holds the ``flock`` of ``<store>/.build.lock`` (a file store
+creation never rewrites; see :mod:`cpgd_bench.store.locks`). The lock holder keeps two indexes, the
+root's ``splits`` and each split's ``sequences`` attribute, so a group whose metadata is later lost or
+garbled is reported by readers and ``verify`` instead of silently disappearing.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import datetime as _dt
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -22,12 +29,23 @@ import numpy as np
 import zarr
 
 from cpgd_bench.store.errors import StoreError
-from cpgd_bench.store.reader import is_group_dir, read_root_attrs
-from cpgd_bench.store.schema import ARRAYS, BITSTREAM, FORMAT_VERSION, check_name, spec
+from cpgd_bench.store.locks import FileLock, describe, is_held, read_holder
+from cpgd_bench.store.reader import is_group_dir, read_root_attrs, sequence_problems
+from cpgd_bench.store.schema import (
+    ARRAYS,
+    BITSTREAM,
+    FORMAT_VERSION,
+    SEQUENCE_INDEX,
+    SPLIT_INDEX,
+    check_name,
+    spec,
+)
 from cpgd_bench.store.sequence_writer import SequenceWriter, check_sequence_attrs
 
 LOCK_NAME = ".build.lock"
 TMP_MARK = ".tmp-"
+#: How long a new build waits for the writers of an earlier, killed build to notice and exit (seconds).
+ORPHAN_WAIT = 15.0
 
 
 def now_iso() -> str:
@@ -35,14 +53,12 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _update_index(directory: Path, key: str, name: str) -> None:
+    """Add ``name`` to the list attribute ``key`` of the group at ``directory`` (lock holder only)."""
+    group = zarr.open_group(directory, mode="r+", zarr_format=3)
+    listed = list(group.attrs.get(key, []))
+    if name not in listed:
+        group.attrs[key] = sorted([*listed, name])
 
 
 class StoreWriter:
@@ -51,8 +67,8 @@ class StoreWriter:
     ``root_attrs`` (for example the source's description and the codec profile) are recorded on
     creation. Use as a context manager, or call :meth:`close` to release the lock.
     ``lock=False`` attaches a worker of a parallel build to an existing store whose lock the driving
-    build holds: it takes no lock and removes nothing; per-call temporary names keep concurrent writers
-    of different sequences apart.
+    build holds: it takes no store lock, removes nothing and updates no index (the driver indexes
+    what its workers commit); per-call temporary names keep concurrent writers of different sequences apart.
     """
 
     def __init__(
@@ -60,15 +76,33 @@ class StoreWriter:
     ) -> None:
         self.path = Path(path)
         self.dataset = check_name("dataset", dataset)
-        self._lock: Path | None = None
+        self._lock: FileLock | None = None
         self._open = True
         if not lock:
             if not (self.path / "zarr.json").exists():
                 raise StoreError(f"store {self.path} is not reachable from this worker; use a shared filesystem path")
             return
-        foreign = self.path.exists() and not (self.path / "zarr.json").exists()
-        if foreign and (not self.path.is_dir() or any(self.path.iterdir())):
-            raise StoreError(f"{self.path} exists and is not a coding-prior store; choose another path")
+        foreign = StoreError(f"{self.path} exists and is not a coding-prior store; choose another path")
+        if self.path.exists() and not self.path.is_dir():
+            raise foreign
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(self.path / LOCK_NAME, f"store {self.path}")
+        if not (self.path / "zarr.json").exists() and any(e.name != LOCK_NAME for e in self.path.iterdir()):
+            self._lock.release(unlink=True)
+            raise foreign
+        try:
+            self._open_root(dataset, root_attrs)
+            self._remove_stale()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def token(self) -> str | None:
+        """The random token of this writer's store lock (None for a worker): workers watch it."""
+        return None if self._lock is None else self._lock.token
+
+    def _open_root(self, dataset: str, root_attrs: Mapping[str, Any] | None) -> None:
         if (self.path / "zarr.json").exists():
             attrs = read_root_attrs(self.path)
             if attrs.get("dataset") != dataset:
@@ -76,48 +110,77 @@ class StoreWriter:
                     f"store {self.path} holds dataset {attrs.get('dataset')!r}, not {dataset!r}; "
                     "choose another --out path"
                 )
-        else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            attrs = {"format_version": FORMAT_VERSION, "dataset": dataset, "created": now_iso()}
-            attrs.update(root_attrs or {})
-            zarr.open_group(self.path, mode="w", attributes=attrs, zarr_format=3)
-        self._acquire_lock()
-        self._remove_stale_tmp()
-
-    def _acquire_lock(self) -> None:
-        lock = self.path / LOCK_NAME
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    pid = int(lock.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _pid_alive(pid):
-                    raise StoreError(
-                        f"store {self.path} is being written by process {pid}; wait for it, or delete "
-                        f"{lock} if that process is not a cpgd-bench build"
-                    ) from None
-                lock.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
-            self._lock = lock
             return
-        raise StoreError(f"could not take the lock {lock}; delete it and retry")
+        attrs = {"format_version": FORMAT_VERSION, "dataset": dataset, "created": now_iso(), SPLIT_INDEX: []}
+        attrs.update(root_attrs or {})
+        zarr.create_group(self.path, zarr_format=3, attributes=attrs)  # leaves the lock file alone
 
-    def _remove_stale_tmp(self) -> None:
+    def _remove_stale(self) -> None:
+        """Remove temporary groups of dead writers (waiting briefly for orphans of a killed build to exit)."""
+        for partial in self.path.glob("*.partial"):  # Zarr's own half-written metadata files
+            partial.unlink(missing_ok=True)
         for split_dir in self.path.iterdir():
-            if split_dir.is_dir() and not split_dir.name.startswith("."):
-                for tmp in split_dir.glob(f".*{TMP_MARK}*"):
-                    shutil.rmtree(tmp, ignore_errors=True)
+            if not split_dir.is_dir() or split_dir.name.startswith("."):
+                continue
+            for partial in split_dir.glob("*.partial"):
+                partial.unlink(missing_ok=True)
+            for tmp in split_dir.glob(f".*{TMP_MARK}*"):
+                if tmp.suffix == ".lock":
+                    if not tmp.with_suffix("").exists() and not is_held(tmp):
+                        tmp.unlink(missing_ok=True)
+                    continue
+                lock = tmp.with_name(tmp.name + ".lock")
+                deadline = time.monotonic() + ORPHAN_WAIT
+                while is_held(lock):
+                    if time.monotonic() > deadline:
+                        raise StoreError(
+                            f"{tmp} is still being written by {describe(read_holder(lock))}, a writer of an "
+                            "earlier build; wait for it to exit, or stop it, then rerun"
+                        )
+                    time.sleep(0.1)
+                shutil.rmtree(tmp, ignore_errors=True)
+                lock.unlink(missing_ok=True)
+
+    def require_split(self, split: str) -> None:
+        """Create split group ``split`` if missing and record it in the root's split index (lock holder)."""
+        check_name("split", split)
+        if not (self.path / split / "zarr.json").exists():
+            zarr.create_group(self.path / split, zarr_format=3, attributes={SEQUENCE_INDEX: []})
+        _update_index(self.path, SPLIT_INDEX, split)
+
+    def index_sequence(self, split: str, sequence: str) -> None:
+        """Record committed sequence ``split/sequence`` in its split's index (the lock holder does this)."""
+        if self._lock is None:
+            raise StoreError(f"store {self.path}: only the writer holding the store lock updates the index")
+        _update_index(self.path / split, SEQUENCE_INDEX, sequence)
+
+    def adopt_unindexed(self) -> list[str]:
+        """Index complete sequences a killed build committed but did not index; returns their keys.
+
+        Raises a one-line StoreError for a visible sequence group that is not whole (never expected:
+        sequences appear by atomic rename only).
+        """
+        adopted = []
+        for split in read_root_attrs(self.path).get(SPLIT_INDEX, []):
+            split_dir = self.path / split
+            if not is_group_dir(split_dir):
+                continue
+            indexed = set(zarr.open_group(split_dir, mode="r", zarr_format=3).attrs.get(SEQUENCE_INDEX, []))
+            for seq_dir in sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
+                if seq_dir.name in indexed:
+                    continue
+                problems = sequence_problems(seq_dir, f"{split}/{seq_dir.name}")
+                if problems:
+                    raise StoreError(f"store {self.path}: {problems[0]}; delete {seq_dir} and rerun the build")
+                self.index_sequence(split, seq_dir.name)
+                adopted.append(f"{split}/{seq_dir.name}")
+        return adopted
 
     def close(self) -> None:
         """Release the store lock (if this writer holds it); the writer takes no more sequences."""
         self._open = False
         if self._lock is not None:
-            self._lock.unlink(missing_ok=True)
+            self._lock.release()
             self._lock = None
 
     def __enter__(self) -> StoreWriter:
@@ -150,13 +213,23 @@ class StoreWriter:
             raise StoreError(f"{final} already exists; delete it to rebuild that sequence")
         split_dir = self.path / split
         if not (split_dir / "zarr.json").exists():
-            zarr.open_group(self.path, mode="r+").require_group(split)
+            if self._lock is None:
+                raise StoreError(f"store {self.path} has no split group {split!r}; the build driver creates it")
+            self.require_split(split)
         tmp = split_dir / f".{sequence}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+        lock = FileLock(tmp.with_name(tmp.name + ".lock"), f"temporary group {tmp}")
         group_attrs = {
             "format_version": FORMAT_VERSION, "dataset": self.dataset, "split": split, "sequence": sequence,
             "num_frames": num_frames, "height": height, "width": width, "created": now_iso(),
         }  # fmt: skip
-        return SequenceWriter(tmp, final, f"{split}/{sequence}", (num_frames, height, width), group_attrs)
+        on_commit = None if self._lock is None else (lambda: self.index_sequence(split, sequence))
+        try:
+            return SequenceWriter(tmp, final, f"{split}/{sequence}", (num_frames, height, width), group_attrs,
+                                  lock, on_commit)  # fmt: skip
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            lock.release(unlink=True)
+            raise
 
     def write_sequence(
         self,
