@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
+import zlib
 from importlib import metadata
 from pathlib import Path
 
@@ -251,3 +253,106 @@ def test_protocol_sensitivity_table(store) -> None:
     assert kair.d_psnr == pytest.approx(rows.loc["all frames (no windows, no dropped edges)", "d_psnr"])
     markdown = to_markdown(table)
     assert markdown.count("\n") == len(table) + 1 and "-0.000" not in markdown
+
+
+SHARED_IQA = Path("/work/shared/iqa/weights")
+
+
+@pytest.fixture(scope="module")
+def store_without_gt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Split ``test``: two sequences without ``sharp``; split ``mixed``: ``a`` with it, ``b`` without (96x104)."""
+    seqs = {("test", n): random_sequence(i, t=4, h=96, w=104, sharp=False) for i, n in enumerate("ab")}
+    seqs[("mixed", "a")] = random_sequence(5, t=4, h=96, w=104)
+    seqs[("mixed", "b")] = random_sequence(6, t=4, h=96, w=104, sharp=False)
+    return write_store(tmp_path_factory.mktemp("nogt") / "n.zarr", seqs)
+
+
+def test_store_without_sharp_scores_only_no_reference_metrics(store_without_gt: Path, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    path = store_without_gt
+    assert "sharp" not in zarr.open_group(path, mode="r")["test/a"]
+    monkeypatch.setattr(weights_module, "search_dirs", lambda weights_dir=None: [tmp_path / "empty"])
+    r = score_predictions(path, path, "test", "kair-matlab", ["psnr", "ssim", "lpips", "niqe"], array="decoded",
+                          skip_unavailable=True, progress=False)
+    assert list(r.per_frame.columns) == ["sequence", "frame", "niqe"] and len(r.per_frame) == 8
+    assert r.per_frame.niqe.isna().all() and "niqe_modelparameters.mat" in r.provenance["missing"]["niqe"]
+    note = r.provenance["not_scored"]
+    assert note == (f"store {path} split 'test' has no 'sharp' (ground truth): psnr, ssim, lpips need it and are "
+                    "not scored")
+    assert r.provenance["store"]["ground_truth"] is None
+    mixed = score_predictions(path, path, "mixed", "kair-matlab", ["psnr", "niqe"], array="decoded",
+                              skip_unavailable=True, progress=False)
+    assert "in sequence(s) b: psnr needs it and is not scored" in mixed.provenance["not_scored"]
+    with pytest.raises(MetricInputError, match=r"psnr, ssim need it .*; score no-reference metrics") as e:
+        score_predictions(path, path, "test", "kair-matlab", ["psnr", "ssim"], array="decoded", progress=False)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.skipif(not (SHARED_IQA / "niqe_modelparameters.mat").is_file(), reason="no NIQE weights here")
+def test_store_without_sharp_scores_niqe_with_its_weights(store_without_gt: Path) -> None:
+    path = store_without_gt
+    r = score_predictions(path, path, "test", "kair-matlab", ["psnr", "niqe"], array="decoded",
+                          weights_dir=SHARED_IQA, progress=False)
+    decoded = zarr.open_group(path, mode="r")["test/b/decoded"][:]
+    expected = get_metric("niqe", weights_dir=SHARED_IQA)(torch.from_numpy(decoded).permute(0, 3, 1, 2) / 255)
+    np.testing.assert_allclose(r.per_frame[r.per_frame.sequence == "b"].niqe, expected.numpy(), rtol=1e-6)
+    assert np.isfinite(r.summary["niqe"]) and r.provenance["missing"] == {}
+
+
+def test_score_cli_without_sharp(store_without_gt: Path, tmp_path: Path, monkeypatch) -> None:
+    path = store_without_gt
+    monkeypatch.setattr(weights_module, "search_dirs", lambda weights_dir=None: [tmp_path / "empty"])
+    args = ["score", "--predictions", str(path), "--array", "decoded", "--store", str(path), "--protocol",
+            "kair-matlab", "--out", str(tmp_path / "out")]
+    res = CliRunner().invoke(main, [*args, "--metrics", "psnr,lpips,niqe,musiq", "--skip-unavailable", "--json"])
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)
+    assert set(record["summary"]) == {"niqe", "musiq"} and set(record["missing"]) == {"niqe", "musiq"}
+    assert "psnr, lpips need it and are not scored" in record["not_scored"]
+    not_scored = [line for line in res.stderr.splitlines() if "ground truth" in line]
+    assert len(not_scored) == 1 and "missing" not in not_scored[0]
+    assert pd.read_csv(tmp_path / "out" / "per_frame.csv").columns.tolist() == ["sequence", "frame", "niqe", "musiq"]
+    bad = CliRunner().invoke(main, [*args, "--metrics", "psnr,ssim"])
+    assert bad.exit_code == 1 and isinstance(bad.exception, SystemExit)  # no traceback
+    assert bad.output.strip().count("\n") == 0 and "has no 'sharp' (ground truth)" in bad.output
+
+
+def _bomb_png() -> bytes:
+    """A PNG whose header claims 100000 x 100000 RGB pixels (and holds none)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)) + \
+        chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("damage,name,message", [
+    ("truncated", "00005.png", r"c/00005.png is not a readable PNG \(.*\); write it again"),
+    ("truncated first", "00000.png", r"c/00000.png is not a readable PNG \(.*\); write it again"),
+    ("empty file", "00003.png", r"c/00003.png is not a readable PNG \(.*\); write it again"),
+    ("bomb header", "00004.png", r"c/00004.png is not a readable PNG \(.*exceeds limit"),
+    ("size change", "00007.png", r"c/00007.png is 52x38, the ground truth 52x40 \(WxH\); write every frame at"),
+    ("empty folder", "", r"png/c hold no \*.png frames; write all 12 of them"),
+])
+def test_broken_png_predictions_are_one_line_errors(store, tmp_path: Path, damage: str, name: str,
+                                                    message: str) -> None:
+    path, _, preds = store
+    png = _write_png(tmp_path / "png", preds)
+    frame = png / "c" / name
+    if damage.startswith("truncated"):
+        frame.write_bytes(frame.read_bytes()[: frame.stat().st_size // 2])
+    elif damage == "empty file":
+        frame.write_bytes(b"")
+    elif damage == "bomb header":
+        frame.write_bytes(_bomb_png())
+    elif damage == "size change":
+        iio.imwrite(frame, preds["c"][7, :-2])
+    else:
+        for f in (png / "c").glob("*.png"):
+            f.unlink()
+    with pytest.raises(MetricInputError, match=message) as e:
+        score_predictions(png, path, "test", "kair-matlab", ["psnr"], progress=False)
+    assert "\n" not in str(e.value)
+    res = CliRunner().invoke(main, ["score", "--predictions", str(png), "--store", str(path), "--metrics", "psnr"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)  # a click error, no traceback
+    assert res.stdout == "" and res.stderr.splitlines()[-1] == f"Error: {e.value}"  # after tqdm's progress bar
+    assert "Traceback" not in res.output

@@ -160,6 +160,48 @@ def test_cli_run_errors_are_one_line(sample_store: Path, tmp_path: Path, fake_mo
     assert missing.exit_code == 1 and missing.output.startswith("Error: no store at")
 
 
+def test_cli_run_on_a_store_without_sharp_scores_no_reference_metrics(tmp_path: Path, fake_models: None,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from cpgd_bench.metrics import weights as metric_weights
+
+    from .test_store_util import random_sequence, write_store
+
+    store = write_store(tmp_path / "nogt.zarr", {("test", n): random_sequence(i, t=6, h=96, w=104, sharp=False)
+                                                 for i, n in enumerate("ab")})
+    monkeypatch.setattr(metric_weights, "search_dirs", lambda weights_dir=None: [tmp_path / "no-weights"])
+    args = ["run", "--model", "windowed", "--store", str(store), "--runs-dir", str(tmp_path / "runs"),
+            "--protocol", "kair-matlab"]
+    res = CliRunner().invoke(main, [*args, "--skip-unavailable"])
+    assert res.exit_code == 0, res.output
+    assert [line for line in res.stderr.splitlines() if "sharp" in line] == [
+        f"store {store} split 'test' has no 'sharp' (ground truth): psnr, ssim, lpips need it and are not scored"
+    ]
+    run_dir = next((tmp_path / "runs").iterdir())
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "complete" and record["metrics"] == ["niqe", "musiq"]
+    assert record["summary"] == {"niqe": None, "musiq": None} and set(record["scoring"]["missing"]) == {"niqe", "musiq"}
+    assert "psnr, ssim, lpips need it" in record["scoring"]["not_scored"]
+    pred = zarr.open_group(run_dir / "predictions.zarr", mode="r")
+    for name in "ab":  # every frame restored (the identity model: the decoded frames)
+        np.testing.assert_array_equal(pred[f"test/{name}/pred"][:], zarr.open_group(store)[f"test/{name}/decoded"][:])
+    assert pd.read_csv(run_dir / "per_frame.csv").shape == (12, 4)
+
+    only_full = CliRunner().invoke(main, [*args, "--metrics", "psnr,ssim", "--force"])
+    assert only_full.exit_code == 1 and isinstance(only_full.exception, SystemExit)
+    assert only_full.output.strip().count("\n") == 0 and "psnr, ssim need it and are not scored" in only_full.output
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"  # failed before touching it
+
+
+def test_failed_run_says_so_in_run_json(tmp_path: Path, fake_models: None) -> None:
+    from .test_store_util import random_sequence, write_store
+
+    store = write_store(tmp_path / "s.zarr", {("test", "a"): random_sequence(1, t=6)})
+    with pytest.raises(rs.RunError, match="a Restorer must keep"):
+        run_model("wrong-shape", store, runs_root=tmp_path, date=DAY, progress=False)
+    record = json.loads((rs.run_dir_for(tmp_path, "wrong-shape", store, DAY) / "run.json").read_text())
+    assert record["status"] == "failed" and "a Restorer must keep (T, 3, H, W)" in record["error"]
+
+
 def _protocol_average(run_dir: Path, metric: str) -> float:
     """Independent recomputation from per_frame.csv: mean over windows of the per-window frame means."""
     per_frame = pd.read_csv(run_dir / "per_frame.csv")

@@ -69,6 +69,8 @@ def run(
     if result.skipped:
         click.echo(f"{result.run_dir}: already complete (use --force to redo)")
         return
+    if result.note:
+        click.echo(result.note, err=True)
     scores = ", ".join(f"{k} {v:.4f}" if v is not None else f"{k} missing" for k, v in result.summary.items())
     click.echo(f"{result.run_dir}: {scores}")
 

@@ -71,10 +71,12 @@ def score(predictions: Path, store: Path, split: str, protocol: str | None, out:
                                skip_unavailable=skip_unavailable, device=device, array=array)
     if out is not None:
         result.write(out)
-    missing = result.provenance["missing"]
+    missing, not_scored = result.provenance["missing"], result.provenance["not_scored"]
+    if not_scored:
+        click.echo(not_scored, err=True)
     if as_json:
         summary = {k: json_number(v) for k, v in result.summary.items()}
-        click.echo(json.dumps({"summary": summary, "missing": missing}, indent=2))
+        click.echo(json.dumps({"summary": summary, "missing": missing, "not_scored": not_scored}, indent=2))
     else:
         click.echo(_format_summary(result.summary, result.provenance["protocol"]["name"], missing))
         for metric, reason in missing.items():

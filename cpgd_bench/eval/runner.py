@@ -4,7 +4,9 @@ Each sequence is cut into temporal windows (:func:`cpgd_bench.eval.tiling.tempor
 model's ``window``/``overlap``); each window is read as a test-mode :class:`CodingPriorDataset` clip
 (frames, MV flows, residuals: the same code training uses), restored, and its kept frames written to
 ``predictions.zarr``. The predictions are then scored by :func:`cpgd_bench.metrics.score_predictions`
-and ``run.json`` records how everything was made. A finished run is not redone unless ``force``.
+and ``run.json`` records how everything was made. A finished run is not redone unless ``force``; a run
+that raised says ``"status": "failed"`` and the error. On a store without ground truth (``sharp``) only the
+no-reference metrics are scored (``RunResult.note`` says so); full-reference metrics alone fail before any work.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cpgd_bench.data import CodingPriorDataset
 from cpgd_bench.eval import results as rs
 from cpgd_bench.eval.tiling import temporal_windows
 from cpgd_bench.models.registry import Restorer, get_model, resolve_name
+from cpgd_bench.store import open_store
 
 
 class _WindowReader(CodingPriorDataset):
@@ -41,11 +44,13 @@ class _WindowReader(CodingPriorDataset):
 
 @dataclass(frozen=True)
 class RunResult:
-    """What :func:`run_model` did: the run directory, whether it was already complete, the summary scores."""
+    """What :func:`run_model` did: the run directory, whether it was already complete, the summary scores,
+    and one line about metrics not scored (no ground truth), if any."""
 
     run_dir: Path
     skipped: bool
     summary: dict[str, float]
+    note: str | None = None
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
@@ -101,10 +106,13 @@ def run_model(
 ) -> RunResult:
     """Run ``model`` on ``split`` of ``store`` and score it into ``runs/<model>-<store>-<date>/``."""
     name = resolve_name(model).name  # unknown names fail here, before any work
-    from cpgd_bench.metrics import score_predictions
+    from cpgd_bench.metrics import load_protocol, score_predictions
+    from cpgd_bench.metrics.scoring import scorable_metrics
 
     store = Path(store)
     identity = rs.store_identity(store)  # one-line StoreError for a missing or stale store
+    proto = load_protocol(protocol)
+    scorable_metrics(proto, list(metrics or proto.metrics), open_store(store), split)  # no metric left: fail now
     run_dir = rs.run_dir_for(runs_root, name, store, date)
     previous = rs.read_run(run_dir)
     if previous is not None:
@@ -125,13 +133,18 @@ def run_model(
         "window": restorer.window, "overlap": restorer.overlap,
     }
     rs.write_run_json(run_dir, record)
-    with torch.inference_mode():
-        timing = predict(restorer, store, split, run_dir / rs.PREDICTIONS, progress)
-    scored = score_predictions(
-        run_dir / rs.PREDICTIONS, store, split, protocol=protocol, metrics=metrics, weights_dir=metric_weights,
-        skip_unavailable=skip_unavailable, device=device, progress=progress,
-    )
-    scored.write(run_dir)
+    try:
+        with torch.inference_mode():
+            timing = predict(restorer, store, split, run_dir / rs.PREDICTIONS, progress)
+        scored = score_predictions(
+            run_dir / rs.PREDICTIONS, store, split, protocol=proto, metrics=metrics, weights_dir=metric_weights,
+            skip_unavailable=skip_unavailable, device=device, progress=progress,
+        )
+        scored.write(run_dir)
+    except BaseException as e:
+        record.update(status="failed", error=" ".join(str(e).split()) or type(e).__name__)
+        rs.write_run_json(run_dir, record)
+        raise
     summary = {k: (None if v is None or np.isnan(v) else float(v)) for k, v in scored.summary.items()}
     record.update(
         status=rs.COMPLETE,
@@ -145,4 +158,4 @@ def run_model(
                      "device": str(getattr(restorer, "device", None) or scored.provenance.get("device"))},
     )
     rs.write_run_json(run_dir, record)
-    return RunResult(run_dir, False, summary)
+    return RunResult(run_dir, False, summary, scored.provenance.get("not_scored"))

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from cpgd_bench.metrics.base import Metric
-from cpgd_bench.metrics.errors import WeightsError
+from cpgd_bench.metrics.errors import MetricInputError, WeightsError
 from cpgd_bench.metrics.weights import resolve
 from cpgd_bench.provenance import sha256_file
 
@@ -102,6 +102,16 @@ class NIQE(_PyiqaNR):
     pyiqa_name = "niqe"
     higher_better = False
     range = (0.0, math.inf)
+    min_size = 96  # pyiqa's block size: a smaller frame holds no block
+
+    def _compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        h, w = pred.shape[-2:]
+        if min(h, w) < self.min_size:
+            raise MetricInputError(
+                f"niqe needs frames of at least {self.min_size}x{self.min_size} pixels (its block size), got {h}x{w}"
+                "; leave it out with --metrics"
+            )
+        return super()._compute(pred, gt)
 
 
 class MUSIQ(_PyiqaNR):

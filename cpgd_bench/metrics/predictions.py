@@ -1,5 +1,10 @@
 """Read a method's saved frames: a Zarr v3 store ``<pred>/<split>/<sequence>/<array>`` uint8 (T,H,W,3),
-or a folder ``<dir>/<sequence>/*.png`` (frames in sorted file-name order)."""
+or a folder ``<dir>/<sequence>/*.png`` (frames in sorted file-name order).
+
+Every PNG is checked when read: a file that does not decode (empty, truncated, not a PNG) or whose size
+differs from the ground truth's is a one-line MetricInputError naming it (the size is read from the
+header, before the pixels are decoded).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from cpgd_bench.metrics.errors import MetricInputError
+
+
+def _unreadable(path: Path, error: Exception) -> MetricInputError:
+    reason = (str(error).splitlines() or [type(error).__name__])[0][:120]
+    return MetricInputError(f"frame {path} is not a readable PNG ({reason}); write it again")
 
 
 class Predictions:
@@ -23,6 +33,7 @@ class Predictions:
         if not self.is_zarr and not self.path.is_dir():
             raise MetricInputError(f"predictions {self.path} is neither a Zarr store nor a folder")
         self._root = None
+        self._shape: dict[str, tuple[int, int, int]] = {}  # sequence -> (H, W, 3) of the ground truth
 
     @property
     def kind(self) -> str:
@@ -61,7 +72,9 @@ class Predictions:
             count, frame = (shape[0], shape[1:]) if len(shape) == 4 else (None, shape)
         else:
             files = self._png_files(sequence)
-            count, frame = len(files), (self._read_png(files[0]).shape if files else None)
+            if not files:
+                raise MetricInputError(f"predictions {where} hold no *.png frames; write all {num_frames} of them")
+            count, frame = len(files), self._read_png(files[0]).shape
         if count != num_frames:
             raise MetricInputError(
                 f"predictions {where} have {count} frames, the ground truth has {num_frames}; write every frame"
@@ -70,12 +83,27 @@ class Predictions:
             raise MetricInputError(
                 f"predictions {where} have frames of shape {frame}, the ground truth {(height, width, 3)} (H,W,3)"
             )
+        self._shape[sequence] = (height, width, 3)
 
     @staticmethod
-    def _read_png(path: Path) -> np.ndarray:
+    def _read_png(path: Path, expected: tuple[int, int, int] | None = None) -> np.ndarray:
         import imageio.v3 as iio
+        from PIL import Image
 
-        img = iio.imread(path)
+        try:
+            with Image.open(path) as header:  # lazy: only the header is read here
+                size = (header.height, header.width)
+        except Exception as e:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError, ...
+            raise _unreadable(path, e) from None
+        if expected is not None and size != expected[:2]:
+            raise MetricInputError(
+                f"frame {path} is {size[1]}x{size[0]}, the ground truth {expected[1]}x{expected[0]} (WxH); "
+                "write every frame at the ground truth's size"
+            )
+        try:
+            img = iio.imread(path)
+        except Exception as e:  # a truncated or corrupt pixel stream fails only here
+            raise _unreadable(path, e) from None
         if img.dtype != np.uint8:
             raise MetricInputError(f"frame {path} has dtype {img.dtype}; save predictions as 8-bit RGB PNG")
         if img.ndim != 3 or img.shape[2] != 3:
@@ -90,7 +118,8 @@ class Predictions:
             block = np.asarray(arr[lo:hi])
             return block[[f - lo for f in frames]]
         files = self._png_files(sequence)
-        return np.stack([self._read_png(files[f]) for f in frames])
+        expected = self._shape.get(sequence)
+        return np.stack([self._read_png(files[f], expected) for f in frames])
 
     def describe(self) -> dict[str, str]:
         """Where the predictions came from (for provenance)."""

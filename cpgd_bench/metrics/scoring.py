@@ -3,7 +3,9 @@
 Writes per-frame, per-window and per-sequence tables and a summary averaged as the protocol says, with
 provenance: the protocol (name, version, fields), each metric's implementation and weights' sha256,
 library versions and the code commit. A metric that cannot be built (missing weights) fails the run, or
-with ``skip_unavailable`` is recorded as missing: NaN in every table, never 0.
+with ``skip_unavailable`` is recorded as missing: NaN in every table, never 0. On a split where some
+sequence has no ``sharp``, only the no-reference metrics are scored and ``provenance["not_scored"]`` says
+in one line which metrics need the ground truth; asking for full-reference metrics only is an error.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from cpgd_bench.metrics.predictions import Predictions
 from cpgd_bench.metrics.protocol import COLOUR_METRICS, Protocol, load_protocol
 from cpgd_bench.metrics.registry import get_metric, metric_info
 from cpgd_bench.provenance import git_commit
-from cpgd_bench.store import open_store
+from cpgd_bench.store import CodingPriorStore, open_store
 
 GROUND_TRUTH = "sharp"
+#: Array whose shape gives frame count and size when a sequence has no ground truth.
+SHAPE_ARRAY = "decoded"
 
 
 def json_number(v: float) -> float | str | None:
@@ -102,20 +106,48 @@ def build_metrics(
     return built, missing
 
 
+def scorable_metrics(
+    proto: Protocol, names: list[str], store: CodingPriorStore, split: str
+) -> tuple[list[str], str | None]:
+    """The metric columns ``split`` can be scored on and, if a sequence lacks ``sharp``, one line saying why not all.
+
+    One-line MetricInputError when every requested metric needs the ground truth and some sequence has none.
+    """
+    sequences = store.sequences(split)
+    lacking = [s for s in sequences if GROUND_TRUTH not in store.group(split, s)]
+    full = [m for m in names if metric_info(proto.metric_impl(m)).full_reference]
+    if not lacking or not full:
+        return names, None
+    which = "" if len(lacking) == len(sequences) else f" in sequence(s) {', '.join(lacking)}"
+    verbs = "needs it and is" if len(full) == 1 else "need it and are"
+    note = (f"store {store.path} split {split!r} has no {GROUND_TRUTH!r} (ground truth){which}: "
+            f"{', '.join(full)} {verbs} not scored")
+    rest = [m for m in names if m not in full]
+    if not rest:
+        raise MetricInputError(f"{note}; score no-reference metrics (e.g. --metrics niqe,musiq) or a store with it")
+    return rest, note
+
+
 def _to_tensor(frames: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float() / 255.0
 
 
 def _score_batch(
-    proto: Protocol, built: dict[str, Metric], names: list[str], pred: np.ndarray, gt: np.ndarray, device: str
+    proto: Protocol, built: dict[str, Metric], names: list[str], pred: np.ndarray, gt: np.ndarray | None,
+    device: str,
 ) -> dict[str, np.ndarray]:
-    """Scores of one batch of uint8 (N,H,W,3) frames per metric column (NaN for columns without a metric)."""
-    pred_t, gt_t = proto.prepare(_to_tensor(pred, device)), proto.prepare(_to_tensor(gt, device))
+    """Scores of one batch of uint8 (N,H,W,3) frames per metric column (NaN for columns without a metric).
+
+    ``gt`` is None when only no-reference metrics are scored.
+    """
+    pred_t = proto.prepare(_to_tensor(pred, device))
+    gt_t = None if gt is None else proto.prepare(_to_tensor(gt, device))
     scores = {m: np.full(len(pred), np.nan) for m in names}
     for name, metric in built.items():
         p, g = pred_t, gt_t
         if proto.metric_impl(name) in COLOUR_METRICS:
-            p, g = proto.colour_space(pred_t), proto.colour_space(gt_t)
+            p = proto.colour_space(pred_t)
+            g = None if gt_t is None else proto.colour_space(gt_t)
         scores[name] = metric(p, g if metric.full_reference else None).numpy()
     return scores
 
@@ -162,13 +194,15 @@ def score_predictions(
 
     ``metrics`` defaults to the protocol's list; the column ``ssim`` uses the protocol's SSIM variant.
     ``array`` names the Zarr array to score (``decoded`` with the store itself as predictions scores the
-    codec output, the no-restoration baseline).
+    codec output, the no-restoration baseline). Without ``sharp`` only no-reference metrics are scored
+    (see :func:`scorable_metrics`).
     """
     proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
-    names = list(dict.fromkeys(metrics or proto.metrics))
+    gt_store = open_store(store)
+    names, not_scored = scorable_metrics(proto, list(dict.fromkeys(metrics or proto.metrics)), gt_store, split)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     built, missing = build_metrics(proto, names, weights_dir, skip_unavailable, device)
-    gt_store = open_store(store)
+    needs_gt = any(metric_info(proto.metric_impl(m)).full_reference for m in names)
     preds = Predictions(Path(predictions), split, array)
     sequences = gt_store.sequences(split)
     absent = sorted(set(sequences) - set(preds.sequences()))
@@ -178,8 +212,9 @@ def score_predictions(
         )
     rows, window_rows = [], []
     for seq in _progress(sequences, progress, "score"):
-        gt = gt_store.group(split, seq)[GROUND_TRUTH]
-        num_frames, height, width, _ = gt.shape
+        group = gt_store.group(split, seq)
+        gt = group[GROUND_TRUTH] if needs_gt else None
+        num_frames, height, width, _ = (group[SHAPE_ARRAY] if gt is None else gt).shape
         preds.check(seq, num_frames, height, width)
         seq_windows = proto.windows(num_frames)
         if not seq_windows:
@@ -192,7 +227,7 @@ def score_predictions(
         for i in range(0, len(frames), batch_size):
             chunk = frames[i : i + batch_size]
             lo = chunk[0]
-            gt_block = np.asarray(gt[lo : chunk[-1] + 1])[[f - lo for f in chunk]]
+            gt_block = None if gt is None else np.asarray(gt[lo : chunk[-1] + 1])[[f - lo for f in chunk]]
             scores = _score_batch(proto, built, names, preds.read(seq, chunk), gt_block, device)
             rows += [{"sequence": seq, "frame": f, **{m: scores[m][k] for m in names}} for k, f in enumerate(chunk)]
     per_frame = pd.DataFrame(rows, columns=["sequence", "frame", *names])
@@ -208,8 +243,9 @@ def score_predictions(
             for m in names
         },
         "missing": missing,
+        "not_scored": not_scored,
         "store": {"path": str(Path(store).resolve()), "dataset": gt_store.dataset, "split": split,
-                  "ground_truth": GROUND_TRUTH},
+                  "ground_truth": GROUND_TRUTH if needs_gt else None},
         "predictions": preds.describe(),
         "device": str(device),
         "versions": _versions([proto.metric_impl(m) for m in names]),
