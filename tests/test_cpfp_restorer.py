@@ -79,6 +79,53 @@ def test_weight_file_errors(weights: Path, tmp_path: Path) -> None:
     assert "\n" not in str(e.value)
 
 
+def _arch(**changes: object):  # noqa: ANN202 - a payload mutation
+    return lambda p: {**p, "arch": {**p["arch"], **changes}}
+
+
+MALFORMED = {
+    "unknown option": (_arch(colour="rgb"), r"declare an invalid architecture: unknown CPFP model option\(s\) colour;"),
+    "deform_groups 0": (_arch(deform_groups=0), r"invalid architecture: CPFP model option deform_groups must be >= 1"),
+    "string channels": (_arch(channels="64"), r"option channels must be int, got '64'"),
+    "string flag": (_arch(use_residual="yes"), r"option use_residual must be bool, got 'yes'"),
+    "nan gain": (_arch(residual_gain=float("nan")), r"option residual_gain must be >= 0, got nan"),
+    "bad alignment": (_arch(alignment="sift"), r"invalid architecture: unknown alignment 'sift'"),
+    "no model key": (lambda p: {k: v for k, v in p.items() if k != "model"}, r"have no dict 'model' \(got NoneType\)"),
+    "arch a list": (lambda p: {**p, "arch": [1, 2]}, r"have no dict 'arch' \(got list\)"),
+    "string step": (lambda p: {**p, "step": "7"}, r"have no int 'step' \(got str\)"),
+    "huge declared net": (_arch(channels=4_000_000), r"do not match the architecture they declare \(encoder\.1\."),
+    "non-tensor value": (lambda p: {**p, "model": {**p["model"], "encoder.1.bias": "x"}},
+                         r"\(encoder\.1\.bias: str in the file, \(8,\) declared\)"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_weight_files_are_one_line_errors(weights: Path, tmp_path: Path, case: str) -> None:
+    """Files that load safely (weights_only) but declare nonsense: one line naming the file, nothing allocated."""
+    mutate, message = MALFORMED[case]
+    bad = tmp_path / "bad.pt"
+    torch.save(mutate(torch.load(weights, weights_only=True)), bad)
+    with pytest.raises(ModelError, match=message) as e:
+        CPFPRestorer(weights=bad, device="cpu")
+    assert "\n" not in str(e.value) and str(bad) in str(e.value)
+
+
+def test_malformed_weight_file_in_the_cli_is_one_line(weights: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cpgd_bench.cli import main
+
+    from .test_store_util import random_sequence, write_store
+
+    store = write_store(tmp_path / "s.zarr", {("test", "a"): random_sequence(0, t=4)})
+    bad = tmp_path / "bad.pt"
+    torch.save(MALFORMED["deform_groups 0"][0](torch.load(weights, weights_only=True)), bad)
+    res = CliRunner().invoke(main, ["run", "--model", "cpfp", "--weights", str(bad), "--store", str(store),
+                                    "--runs-dir", str(tmp_path / "runs"), "--metrics", "psnr"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)  # a click error, no traceback
+    assert res.output.strip().count("\n") == 0 and f"CPFP weights {bad} declare" in res.output
+
+
 def test_pickled_objects_are_refused(tmp_path: Path) -> None:
     """weights_only loading: a file with arbitrary Python objects is not executed."""
     torch.save({"format": FORMAT, "arch": {}, "model": {}, "hook": Path("x")}, tmp_path / "evil.pt")

@@ -43,13 +43,41 @@ def read_payload(path: Path) -> dict[str, Any]:
         raise ModelError(f"CPFP weights {path} cannot be read ({type(e).__name__}); is it a torch.save file?") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path} is not a CPFP weight file (format {FORMAT!r}); use `cpgd-bench train --stage cpfp`")
+    for key, kind in (("arch", dict), ("model", dict), ("step", int)):
+        value = payload.get(key, 0) if key == "step" else payload.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ModelError(f"CPFP weights {path} have no {kind.__name__} {key!r} (got {type(value).__name__}); "
+                             "write them with `cpgd-bench train --stage cpfp`")
     return payload
 
 
+def _shape_mismatch(config: CPFPConfig, state: dict[Any, Any]) -> str | None:
+    """How ``state``'s keys/shapes differ from the network ``config`` declares (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        declared = {k: tuple(v.shape) for k, v in CPFP(config).state_dict().items()}
+    given = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in state.items()}
+    missing, unexpected = sorted(declared.keys() - given.keys()), sorted(map(str, given.keys() - declared.keys()))
+    if missing or unexpected:
+        return f"missing {missing[:2]}, unexpected {unexpected[:2]}"
+    wrong = next((k for k in declared if declared[k] != given[k]), None)
+    return None if wrong is None else f"{wrong}: {given[wrong]} in the file, {declared[wrong]} declared"
+
+
 def load_cpfp(path: Path, device: str | torch.device = "cpu") -> tuple[CPFP, dict[str, Any]]:
-    """Build the network a weight file describes and load its weights; returns (model in eval mode, payload)."""
+    """Build the network a weight file describes and load its weights; returns (model in eval mode, payload).
+
+    The declared architecture is checked option by option and against the stored tensors' shapes before
+    any memory is allocated: a malformed file is a one-line ModelError naming it.
+    """
     payload = read_payload(path)
-    model = CPFP(CPFPConfig.from_dict(dict(payload["arch"])))
+    try:
+        config = CPFPConfig.from_dict(payload["arch"])
+    except ValueError as e:  # ConfigError, AlignmentError
+        raise ModelError(f"CPFP weights {path} declare an invalid architecture: {e}") from None
+    detail = _shape_mismatch(config, payload["model"])
+    if detail is not None:
+        raise ModelError(f"CPFP weights {path} do not match the architecture they declare ({detail})")
+    model = CPFP(config)
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as e:

@@ -25,6 +25,7 @@ each feature pixel (r = 0.5 is no residual); the residual of frame t serves both
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -40,7 +41,31 @@ KERNEL = 3
 
 
 class ConfigError(ValueError):
-    """A CPFP architecture option is unknown or out of range; the message names it."""
+    """A CPFP architecture option is unknown, of the wrong type or out of range; the message names it."""
+
+
+#: Accepted value types per annotation of a CPFPConfig field.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "int | None": (int, type(None)),
+}
+#: Lowest value of the numeric options, and whether that value itself is allowed.
+_LOWEST: dict[str, tuple[float, bool]] = {
+    "channels": (1, True), "deform_groups": (1, True), "encoder_blocks": (0, True), "fusion_blocks": (0, True),
+    "decoder_blocks": (0, True), "rounds": (0, True), "raft_iters": (1, True), "residual_gain": (0, True),
+    "raft_scale": (0, False),
+}
+
+
+def _check_option(name: str, value: object, kinds: tuple[type, ...]) -> None:
+    """One-line ConfigError unless ``value`` is of ``kinds`` and, for numbers, in the option's range."""
+    shown = repr(value)[:60]
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        want = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        raise ConfigError(f"CPFP model option {name} must be {want}, got {shown}")
+    if name in _LOWEST and isinstance(value, (int, float)):
+        low, inclusive = _LOWEST[name]
+        if (isinstance(value, float) and not math.isfinite(value)) or value < low or (value == low and not inclusive):
+            raise ConfigError(f"CPFP model option {name} must be {'>=' if inclusive else '>'} {low}, got {shown}")
 
 
 @dataclass(frozen=True)
@@ -63,10 +88,13 @@ class CPFPConfig:
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> CPFPConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
+        """Checked options: known names, each of its field's type (a bool is not an int), numbers in range."""
+        types = {f.name: _TYPES[str(f.type)] for f in fields(cls)}
+        unknown = sorted(map(str, set(options) - set(types)))
         if unknown:
-            raise ConfigError(f"unknown CPFP model option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(f"unknown CPFP model option(s) {', '.join(unknown)}; known: {', '.join(sorted(types))}")
+        for name, value in options.items():
+            _check_option(name, value, types[name])
         config = cls(**options)
         check_alignment(config.alignment)
         if config.scale not in (1, 2, 4):
