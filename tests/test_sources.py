@@ -295,10 +295,10 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
 def test_archive_escaping_the_target_is_refused(tmp_path: Path) -> None:
     target = tmp_path / "target"
     evil = _zip(tmp_path / "evil.zip", {"ok/a.txt": b"a", "../outside.txt": b"x"})
-    with pytest.raises(DownloadError, match="'../outside.txt' would be written outside") as info:
+    with pytest.raises(DownloadError, match="'../outside.txt' goes up with '..'") as info:
         safe_extract(evil, target)
     assert str(evil) in str(info.value) and not (tmp_path / "outside.txt").exists()
-    assert not (target / "ok").exists()  # nothing was written before the check
+    assert not target.exists()  # nothing was written before the check
 
     absolute = tmp_path / "abs.tar"
     with tarfile.open(absolute, "w") as tf:
@@ -306,7 +306,7 @@ def test_archive_escaping_the_target_is_refused(tmp_path: Path) -> None:
         info_abs = tarfile.TarInfo("/etc/evil")
         info_abs.size = len(data)
         tf.addfile(info_abs, io.BytesIO(data))
-    with pytest.raises(DownloadError, match="'/etc/evil' would be written outside"):
+    with pytest.raises(DownloadError, match="'/etc/evil' is an absolute path"):
         safe_extract(absolute, target)
 
     link = tmp_path / "link.tar.gz"
@@ -314,7 +314,7 @@ def test_archive_escaping_the_target_is_refused(tmp_path: Path) -> None:
         sym = tarfile.TarInfo("data/escape")
         sym.type, sym.linkname = tarfile.SYMTYPE, "../../secret"
         tf.addfile(sym)
-    with pytest.raises(DownloadError, match="links to '../../secret' outside"):
+    with pytest.raises(DownloadError, match=r"'data/escape' is a symbolic link \(to '../../secret'\)"):
         safe_extract(link, target)
 
     good = _zip(tmp_path / "good.zip", {"GOPRO_Large/test/a.txt": b"hello"})
@@ -361,6 +361,6 @@ def test_cli_download_without_public_archive_and_check(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "2 sequences, 8 frames: OK" in result.output and "manifest says 18 sequences" in result.output
     result = runner.invoke(main, ["dataset", "check", "hqvideo", "--root", str(tmp_path), "-o", "segment_frames=oops"])
-    assert result.exit_code == 1 and "segment_frames must be >= 1 or None, got oops" in result.output
+    assert result.exit_code == 1 and "option segment_frames must be a whole number >= 1, got 'oops'" in result.output
     result = runner.invoke(main, ["dataset", "build", "gopro", "--out", str(tmp_path / "x.zarr")])
     assert result.exit_code == 2 and "needs --root" in result.output

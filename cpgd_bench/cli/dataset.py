@@ -34,13 +34,23 @@ def _user_errors(func: F) -> F:
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` source options; values are read as YAML scalars/lists (``100``, ``null``, ``[test]``)."""
+    """``KEY=VALUE`` source options; values are read as YAML scalars/lists (``100``, ``null``, ``[test]``).
+
+    The source checks each value's type and range (one-line SourceError); a pair that is not
+    ``KEY=VALUE`` or a value that is not YAML is a usage error here.
+    """
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        key = key.strip()
+        if not sep or not key.isidentifier():
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE (e.g. -o blur=blur_gamma)", param_hint="--option")
-        options[key.strip()] = yaml.safe_load(value)
+        try:
+            options[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) or type(e).__name__
+            raise click.BadParameter(f"{pair!r}: the value is not valid YAML ({problem}); quote text, "
+                                     "e.g. -o split=test or -o splits=[train,test]", param_hint="--option") from None
     return options
 
 

@@ -20,6 +20,11 @@ from .profiles import CodecProfile
 
 ALIGN = 8  # VVC coded sizes are multiples of the minimum CU size
 RELAY_BYTES = 1 << 16  # bitstream bytes relayed per read
+#: Smallest coded width and height. FFmpeg's libvvenc wrapper gives each access unit (parameter sets
+#: and one picture) a W x H byte buffer, so small pictures fail on their content alone (measured with
+#: the bundled FFmpeg: flat 16x16 and 32x8 frames fail, 32x32 flat or natural frames code at every profile).
+MIN_SIDE = 32
+_FFMPEG_CONTEXT = re.compile(r"\[[^\]]* @ 0x[0-9a-f]+\] ")  # "[enc:libvvenc @ 0x55...] " log prefixes
 
 
 def ffmpeg_exe() -> str:
@@ -61,13 +66,18 @@ def yuv420p10_bytes(frames: np.ndarray, bit_depth: int) -> bytes:
     return b"".join(parts)
 
 
-def _command(frames: np.ndarray, profile: CodecProfile, fps: float, threads: int) -> list[str]:
-    """FFmpeg arguments that encode ``frames`` from raw YUV on stdin (the output is appended by the caller)."""
+def _command(frames: np.ndarray, profile: CodecProfile, fps: float, threads: int, out: Path) -> list[str]:
+    """FFmpeg arguments that encode ``frames`` from raw YUV on stdin into ``out`` (named after the sequence)."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
         raise CodecError(f"expected non-empty uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
     t, h, w, _ = frames.shape
     if h % ALIGN or w % ALIGN:
         raise CodecError(f"frame size {w}x{h} is not a multiple of {ALIGN}; pad it first (pad_to_multiple)")
+    if min(h, w) < MIN_SIDE:
+        raise CodecError(
+            f"sequence {out.stem}: frames of {w}x{h} are smaller than the {MIN_SIDE}x{MIN_SIDE} minimum that VVenC "
+            "codes here; use larger frames (upscale or pad them)"
+        )
     if profile.bit_depth != 10:
         raise CodecError("only 10-bit coding is supported (libvvenc takes yuv420p10le)")
     cmd = [
@@ -83,13 +93,16 @@ def _command(frames: np.ndarray, profile: CodecProfile, fps: float, threads: int
 
 
 def _failure(out: Path, stderr: bytes) -> CodecError:
-    lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
-    return CodecError(f"VVenC encoding of {out.name} failed: {lines[0] if lines else 'no output'}")
+    lines = [_FFMPEG_CONTEXT.sub("", ln).strip() for ln in stderr.decode(errors="replace").splitlines()]
+    first = next((ln for ln in lines if ln), "no output")
+    if first.startswith("Error submitting video frame"):  # the access unit outgrew FFmpeg's W x H byte buffer
+        first += " (a coded picture may take at most W x H bytes here: use larger frames or a higher QP)"
+    return CodecError(f"VVenC encoding of {out.name} failed: {first}")
 
 
 def encode(frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0, threads: int = 0) -> Path:
     """Encode uint8 RGB frames (T, H, W, 3), H and W multiples of 8, to a raw VVC bitstream `out`."""
-    cmd = _command(frames, profile, fps, threads) + ["-f", "vvc", str(out)]
+    cmd = _command(frames, profile, fps, threads, out) + ["-f", "vvc", str(out)]
     proc = subprocess.run(cmd, input=yuv420p10_bytes(frames, profile.bit_depth), capture_output=True)
     if proc.returncode or not out.exists() or out.stat().st_size == 0:
         raise _failure(out, proc.stderr)
@@ -114,7 +127,7 @@ class StreamingEncoder:
 
     def __init__(self, frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0,
                  threads: int = 0) -> None:  # fmt: skip
-        cmd = _command(frames, profile, fps, threads) + ["-f", "vvc", "pipe:1"]
+        cmd = _command(frames, profile, fps, threads, out) + ["-f", "vvc", "pipe:1"]
         data = yuv420p10_bytes(frames, profile.bit_depth)
         self.out = out
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)

@@ -12,6 +12,7 @@ from typing import Any
 
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceRef
+from cpgd_bench.sources.options import manifest_ref, store_names
 from cpgd_bench.sources.paired import PairedImageSource
 
 QUANTITATIVE = "quantitative_datasets"
@@ -28,7 +29,8 @@ class DVDSource(PairedImageSource):
         splits: tuple[str, ...] | list[str] = ("train", "test"),
         manifest: str | Path = "dvd",
     ) -> None:
-        super().__init__(root, manifest)
+        super().__init__(root, manifest_ref(self.name, manifest))
+        splits = store_names(self.name, "splits", splits)
         assert self.manifest is not None
         self.fps = self.manifest.fps
         base = self.manifest.find_root(self.root) or self.root

@@ -16,20 +16,30 @@ import numpy as np
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef
 from cpgd_bench.sources.images import first_line
-from cpgd_bench.sources.paired import PairedImageSource
+from cpgd_bench.sources.limits import check_frame_size, check_sequence_bytes
+from cpgd_bench.sources.options import folder_name, positive_number, store_name
+from cpgd_bench.sources.paired import PairedImageSource, check_names
 
 
 def _read_video(path: Path) -> tuple[np.ndarray, float]:
-    """All frames of a video file as uint8 RGB (T, H, W, 3) and its frame rate."""
+    """All frames of a video file as uint8 RGB (T, H, W, 3) and its frame rate (sizes checked against the limits)."""
     import imageio_ffmpeg
 
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    frames: list[np.ndarray] = []
     try:
-        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
         meta = next(reader)
         w, h = meta["size"]
-        frames = [np.frombuffer(buf, np.uint8).reshape(h, w, 3) for buf in reader]
-    except (OSError, RuntimeError, StopIteration, KeyError) as e:
+        check_frame_size(str(path), w, h)
+        for buf in reader:
+            check_sequence_bytes(str(path), len(frames) + 1, w, h)
+            frames.append(np.frombuffer(buf, np.uint8).reshape(h, w, 3))
+    except SourceError:
+        raise
+    except (OSError, RuntimeError, StopIteration, KeyError, ValueError) as e:
         raise SourceError(f"{path}: unreadable video ({first_line(e)})") from None
+    finally:
+        reader.close()
     if not frames:
         raise SourceError(f"{path}: no video frames")
     return np.stack(frames), float(meta.get("fps") or 30.0)
@@ -49,8 +59,10 @@ class FolderSource(PairedImageSource):
         fps: float = 30.0,
     ) -> None:
         super().__init__(root)
-        self.fps = fps
-        self.blur_dir, self.sharp_dir = blur_dir, sharp_dir
+        split = store_name(self.name, "split", split)
+        self.fps = positive_number(self.name, "fps", fps)
+        self.blur_dir = folder_name(self.name, "blur_dir", blur_dir)
+        self.sharp_dir = folder_name(self.name, "sharp_dir", sharp_dir)
         self.video: Path | None = self.root if self.root.is_file() else None
         if self.video is not None:
             self._folders[SequenceRef(split, self.video.stem)] = (self.video, None)
@@ -81,6 +93,7 @@ class FolderSource(PairedImageSource):
     def load(self, ref: SequenceRef) -> SequenceFrames:
         if self.video is None:
             return super().load(ref)
+        check_names(ref, self.video)
         frames, fps = _read_video(self.video)
         return SequenceFrames(
             blur=frames,

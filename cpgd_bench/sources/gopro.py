@@ -12,6 +12,7 @@ from typing import Any
 
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceRef
+from cpgd_bench.sources.options import manifest_ref, store_names
 from cpgd_bench.sources.paired import PairedImageSource
 
 BLUR_VARIANTS = ("blur", "blur_gamma")
@@ -30,9 +31,13 @@ class GoProSource(PairedImageSource):
         splits: tuple[str, ...] | list[str] = SPLITS,
         manifest: str | Path = "gopro",
     ) -> None:
-        super().__init__(root, manifest)
+        super().__init__(root, manifest_ref(self.name, manifest))
+        splits = store_names(self.name, "splits", splits)
         if blur not in BLUR_VARIANTS:
             raise SourceError(f"gopro: blur variant {blur!r} is not one of {', '.join(BLUR_VARIANTS)}")
+        unknown = [s for s in splits if s not in SPLITS]
+        if unknown:
+            raise SourceError(f"gopro: unknown split {unknown[0]!r}; choose from {', '.join(SPLITS)}")
         self.blur = blur
         assert self.manifest is not None
         self.fps = self.manifest.fps
@@ -44,8 +49,6 @@ class GoProSource(PairedImageSource):
                 "<root>/{train,test}/<sequence>/{blur,blur_gamma,sharp}/ (see `cpgd-bench dataset download gopro`)"
             )
         for split in splits:
-            if split not in SPLITS:
-                raise SourceError(f"gopro: unknown split {split!r}; choose from {', '.join(SPLITS)}")
             if split not in present:
                 continue
             for seq in sorted(p for p in (self.root / split).iterdir() if p.is_dir()):

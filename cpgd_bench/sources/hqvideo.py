@@ -17,8 +17,10 @@ from typing import Any
 
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef
+from cpgd_bench.sources.limits import check_sequence_bytes
 from cpgd_bench.sources.manifest import CheckReport, check_counts
-from cpgd_bench.sources.paired import DiskSource
+from cpgd_bench.sources.options import manifest_ref, store_name, whole_number
+from cpgd_bench.sources.paired import DiskSource, check_names
 from cpgd_bench.sources.yuv import YuvSpec, count_yuv_frames, parse_yuv_name, read_yuv_rgb
 
 
@@ -46,14 +48,14 @@ class HQVideoSource(DiskSource):
         split: str = "train",
         manifest: str | Path = "hqvideo",
     ) -> None:
-        super().__init__(root, manifest)
+        super().__init__(root, manifest_ref(self.name, manifest))
         assert self.manifest is not None
         if segment_frames == -1:
             segment_frames = self.manifest.options.get("segment_frames")
-        if segment_frames is not None and (not isinstance(segment_frames, int) or segment_frames < 1):
-            raise SourceError(f"hqvideo: segment_frames must be >= 1 or None, got {segment_frames}")
+        if segment_frames is not None:
+            segment_frames = whole_number(self.name, "segment_frames", segment_frames, 1)
         self.segment_frames = segment_frames
-        self.split = split
+        self.split = store_name(self.name, "split", split)
         self.root = self.manifest.find_root(self.root) or self.root
         files = sorted(self.root.rglob("*.yuv")) if self.root.is_dir() else [self.root]
         if not files:
@@ -81,23 +83,28 @@ class HQVideoSource(DiskSource):
         return name, spec
 
     def _add(self, path: Path) -> None:
+        """List ``path`` as one or more sequences; a problem becomes the error of the one sequence it names."""
+        ref = SequenceRef(self.split, path.stem)
+        spec = None
         try:
             name, spec = self._spec(path)
-        except SourceError as e:
-            self._items[SequenceRef(self.split, path.stem)] = _Item(path, None, error=e)
-            return
-        try:
+            ref = SequenceRef(self.split, name)
             total = count_yuv_frames(path, spec)
+            check_names(ref, path)
+            seg = self.segment_frames
+            longest = total if seg is None else min(seg, total)
+            check_sequence_bytes(str(path), longest, spec.width, spec.height,
+                                 fix="build it in shorter segments (-o segment_frames=100)")  # fmt: skip
         except SourceError as e:
-            self._items[SequenceRef(self.split, name)] = _Item(path, spec, error=e)
+            self._items[ref] = _Item(path, spec, error=e)
             return
-        seg = self.segment_frames
         if seg is None or total <= seg:
-            self._items[SequenceRef(self.split, name)] = _Item(path, spec, 0, total)
+            self._items[ref] = _Item(path, spec, 0, total)
             return
         for k, start in enumerate(range(0, total, seg)):
-            ref = SequenceRef(self.split, f"{name}_s{k:03d}")
-            self._items[ref] = _Item(path, spec, start, min(seg, total - start), segment=k)
+            self._items[SequenceRef(self.split, f"{name}_s{k:03d}")] = _Item(
+                path, spec, start, min(seg, total - start), segment=k
+            )
 
     def sequences(self) -> list[SequenceRef]:
         return list(self._items)

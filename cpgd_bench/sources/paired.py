@@ -14,7 +14,8 @@ from typing import Any
 
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
-from cpgd_bench.sources.images import list_frames, read_frames
+from cpgd_bench.sources.images import list_frames, read_frames, sequence_size
+from cpgd_bench.sources.limits import check_sequence_bytes
 from cpgd_bench.sources.manifest import CheckReport, DatasetManifest, check_counts, load_manifest
 
 
@@ -47,6 +48,18 @@ class DiskSource(Source):
         if self.manifest is not None:
             out["manifest"] = self.manifest.describe()
         return out
+
+
+def check_names(ref: SequenceRef, where: Path) -> None:
+    """Raise SourceError naming ``where`` (the folder or file behind ``ref``) when a name cannot be a store group."""
+    from cpgd_bench.store.errors import StoreError
+    from cpgd_bench.store.schema import check_name
+
+    try:
+        check_name("split", ref.split)
+        check_name("sequence", ref.name)
+    except StoreError as e:
+        raise SourceError(f"{where}: {e}; rename it") from None
 
 
 def pair_frames(blur_dir: Path, sharp_dir: Path | None) -> tuple[list[Path], list[Path] | None]:
@@ -97,16 +110,16 @@ class PairedImageSource(DiskSource):
 
     def load(self, ref: SequenceRef) -> SequenceFrames:
         blur_dir, sharp_dir = self._folders[ref]
+        check_names(ref, blur_dir.parent)
         blur, sharp = pair_frames(blur_dir, sharp_dir)
-        blur_frames = read_frames(blur)
-        sharp_frames = None
-        if sharp is not None:
-            sharp_frames = read_frames(sharp)
-            if sharp_frames.shape != blur_frames.shape:
-                raise SourceError(
-                    f"{sharp[0]}: sharp frames are {sharp_frames.shape[2]}x{sharp_frames.shape[1]}, "
-                    f"blur frames {blur_frames.shape[2]}x{blur_frames.shape[1]}"
-                )
+        size = sequence_size(blur)
+        if sharp is not None and (sharp_size := sequence_size(sharp)) != size:
+            raise SourceError(
+                f"{sharp[0]}: sharp frames are {sharp_size[0]}x{sharp_size[1]}, blur frames {size[0]}x{size[1]}"
+            )
+        check_sequence_bytes(str(blur_dir), len(blur), *size, arrays=1 if sharp is None else 2)
+        blur_frames = read_frames(blur, size)
+        sharp_frames = None if sharp is None else read_frames(sharp, size)
         attrs = {"blur_dir": self._relative(blur_dir), "sharp_dir": self._relative(sharp_dir) if sharp_dir else None}
         return SequenceFrames(
             blur=blur_frames,

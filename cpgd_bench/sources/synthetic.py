@@ -20,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from skimage import data as skdata
 
+from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
+from cpgd_bench.sources.options import whole_number
 
 SUBFRAMES = 17
 FPS = 30.0
@@ -203,11 +205,11 @@ class SampleSource(Source):
     name = "sample"
 
     def __init__(self, seed: int = 0, frames: int = 32, clips: tuple[SampleClip, ...] = SAMPLE_CLIPS) -> None:
-        if frames < 2:
-            raise ValueError(f"sample sequences need at least 2 frames, got {frames}")
-        self.seed = seed
-        self.frames = frames
-        self.clips = clips
+        if not isinstance(clips, (list, tuple)) or not all(isinstance(c, SampleClip) for c in clips):
+            raise SourceError(f"sample: clips must be SampleClip entries (Python API only), got {clips!r}")
+        self.seed = whole_number(self.name, "seed", seed, 0)
+        self.frames = whole_number(self.name, "frames", frames, 2)
+        self.clips = tuple(clips)
 
     def sequences(self) -> list[SequenceRef]:
         return [SequenceRef(c.split, c.name) for c in self.clips]

@@ -16,6 +16,7 @@ import numpy as np
 
 from cpgd_bench.codec.colour import yuv420_to_rgb
 from cpgd_bench.sources import SourceError
+from cpgd_bench.sources.limits import check_frame_size
 
 _NAME = re.compile(r"^(?P<name>.+?)_(?P<w>\d+)x(?P<h>\d+)(?P<rest>(?:_.*)?)$")
 _FPS = re.compile(r"^(\d+(?:\.\d+)?)(?:fps|hz)?$", re.IGNORECASE)
@@ -76,7 +77,8 @@ def parse_yuv_name(path: Path) -> tuple[str, dict[str, int | float]]:
 
 
 def count_yuv_frames(path: Path, spec: YuvSpec) -> int:
-    """Number of whole frames in ``path``; raises YuvError when the size is not a whole number of frames."""
+    """Number of whole frames in ``path``; raises SourceError for a size outside the limits or not whole frames."""
+    check_frame_size(str(path), spec.width, spec.height)
     if spec.bit_depth not in BIT_DEPTHS:
         raise YuvError(f"{path}: bit depth {spec.bit_depth} is not supported ({', '.join(map(str, BIT_DEPTHS))})")
     size = path.stat().st_size
