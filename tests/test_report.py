@@ -185,3 +185,33 @@ def test_best_and_second_best_marks() -> None:
     assert ranks([1.0, math.nan, 3.0, 2.0], True) == {2: 1, 3: 2}
     assert ranks([4.0, 3.0, 3.0, 5.0], False) == {1: 1, 2: 1, 0: 2}  # ties share a rank
     assert ranks([5.0, math.nan], True) == {}  # a lone value is not "best" of anything
+
+
+HOSTILE = "<script>alert(1)</script>|x\n## injected **b** [l](javascript:x) $\\frac{$ \x1b[31m"
+
+
+def test_run_json_fields_cannot_inject_markup_or_break_tables(runs: Path, tmp_path: Path) -> None:
+    run_dir = make_run(runs, "hostile", [27.0] * 8, [5.5] * 8)
+    record = json.loads((run_dir / "run.json").read_text())
+    record["provenance"].update(label=HOSTILE, weights_sha256="<img src=x onerror=alert(2)>|")
+    record["split"], record["code_commit"] = "test\n| a | b |", "`c0ffee`\r\n<b>"
+    rs.write_run_json(run_dir, record)
+    out = tmp_path / "board"
+    build_report(runs, out, REPORTED)  # the "$...$" label is text, not mathtext, in the plots
+    text = (out / "LEADERBOARD.md").read_text()
+    assert "<script" not in text and "<img" not in text and "<b>" not in text and "\x1b" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;\\|x ## injected \\*\\*b\\*\\* \\[l\\](javascript:x)" in text
+    assert not any(line.startswith(("## injected", "| a | b |")) for line in text.splitlines())
+    for table in re.findall(r"(?:^\|.*\n)+", text, flags=re.M):  # every row has the header's cell count
+        counts = {len(re.findall(r"(?<!\\)\|", line)) for line in table.splitlines()}
+        assert len(counts) == 1, table
+    assert "\n## Measured: synthetic (test \\| a \\| b \\| split), protocol toy v2\n" in text
+    assert "\x1b" not in "".join(p.read_text() for p in out.glob("*.svg"))
+    page = (out / "index.html").read_text()
+    assert "<script" not in page and "<img src=x" not in page and "&lt;script&gt;" in page
+    markdown_it = pytest.importorskip("markdown_it")
+    rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(text)
+    assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered
+    assert "<h2>injected" not in rendered and "<strong>b</strong>" not in rendered
+    row = next(r for r in re.findall(r"<tr>.*?</tr>", rendered, flags=re.S) if "alert(1)" in r)
+    assert row.count("<td>") + row.count("<td ") == 6  # method, PSNR, NIQE, sha256, commit, run

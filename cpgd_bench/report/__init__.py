@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cpgd_bench.report.collect import ReportError, collect_runs, leaderboard_frame, load_reported
 from cpgd_bench.report.plots import Plot, perception_distortion
-from cpgd_bench.report.render import groups, html_table, markdown, row_label, sequence_table
+from cpgd_bench.report.render import groups, html_table, html_text, markdown, row_label, sequence_table
 
 __all__ = ["ReportError", "build_report"]
 
@@ -65,7 +65,7 @@ def _html(frame, runs, plots: list[Plot], generated: str) -> str:  # noqa: ANN00
         parts += [f"<h2>{html.escape(heading)}</h2>", html_table(rows)]
     parts.append("<h2>Per-sequence results of measured runs</h2>")
     for run in runs:
-        parts += [f"<h3>{html.escape(run.run_dir.name)}</h3>", sequence_table(run.per_sequence)]
+        parts += [f"<h3>{html_text(run.run_dir.name)}</h3>", sequence_table(run.per_sequence)]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

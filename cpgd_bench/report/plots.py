@@ -51,7 +51,8 @@ def perception_distortion(rows: pd.DataFrame, labels: list[str], y: str, stem: P
             skipped.append(label)
         else:
             points.append((label, px, py))
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cpgd-bench"}):
+    # labels and titles come from run.json: "$" is text, never mathtext (which could fail to parse)
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cpgd-bench", "text.parse_math": False}):
         fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)
         for i, (label, px, py) in enumerate(points):
             ax.scatter([px], [py], s=36, gid=f"point-{i}", zorder=3)

@@ -1,18 +1,39 @@
 """Leaderboard tables as Markdown and HTML: one table per dataset and protocol, measured apart from reported.
 
 Within a table, per metric, the best value is bold and the second best underlined (Markdown: italic);
-values are shown with fixed decimals per metric (``collect.DECIMALS``), '—' where not measured.
+values are shown with fixed decimals per metric (``collect.DECIMALS``), '—' where not measured. Text taken
+from run.json or reported.csv is put on one line without control characters and escaped (:func:`html_text`;
+:func:`md_text` also backslash-escapes Markdown punctuation), so no field can add markup or break a table.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Iterator
 
 import pandas as pd
 
 from cpgd_bench.report.collect import DECIMALS, TITLES, higher_better, metric_columns, ranks
+
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
+
+
+def plain_text(value: object) -> str:
+    """Any text on one line: control characters (newlines, escapes) become spaces, runs of spaces one."""
+    return " ".join("".join(c if c.isprintable() else " " for c in str(value)).split())
+
+
+def md_text(value: object) -> str:
+    """Any text as inert Markdown: :func:`plain_text`, HTML-escaped (``<script>`` shows as text), and
+    ``\\ ` * _ [ ] | ~`` backslash-escaped (no emphasis, link or cell break)."""
+    return _MD_PUNCTUATION.sub(r"\\\1", html.escape(plain_text(value), quote=False))
+
+
+def html_text(value: object) -> str:
+    """Any text as inert HTML: :func:`plain_text`, then HTML-escaped."""
+    return html.escape(plain_text(value))
 
 
 def fmt(metric: str, value: object) -> str:
@@ -32,10 +53,10 @@ def groups(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
     """(heading, rows) per table: measured per dataset/protocol/split, reported per paper table/dataset."""
     measured = frame[frame["kind"] == "measured"]
     for (dataset, protocol, split), rows in measured.groupby(["dataset", "protocol", "split"], sort=True):
-        yield f"Measured: {dataset} ({split} split), protocol {protocol}", rows
+        yield plain_text(f"Measured: {dataset} ({split} split), protocol {protocol}"), rows
     reported = frame[frame["kind"] == "reported"]
     for (table, dataset), rows in reported.groupby(["table", "dataset"], sort=False):
-        yield f"Reported: paper Table {table}, {dataset}", rows
+        yield plain_text(f"Reported: paper Table {table}, {dataset}"), rows
 
 
 def _columns(rows: pd.DataFrame) -> list[str]:
@@ -60,7 +81,7 @@ def _provenance(row: pd.Series) -> tuple[str, str]:
 def row_label(row: pd.Series) -> str:
     """The method name shown for a row (with its ablation variant)."""
     variant = str(row.get("variant") or "")
-    return f"{row['method']} ({variant})" if variant else str(row["method"])
+    return plain_text(f"{row['method']} ({variant})" if variant else row["method"])
 
 
 def markdown_table(rows: pd.DataFrame) -> str:
@@ -68,24 +89,24 @@ def markdown_table(rows: pd.DataFrame) -> str:
     marks = _marks(rows, metrics)
     head = ["method", *[title(m) for m in metrics], "weights sha256", "commit",
             "run" if (rows["kind"] == "measured").all() else "source"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(md_text(h) for h in head) + " |", "|" + "---|" * len(head)]
     for i, (_, row) in enumerate(rows.iterrows()):
-        cells = [row_label(row)]
+        cells = [md_text(row_label(row))]
         for m in metrics:
-            text = fmt(m, row[m])
+            text = md_text(fmt(m, row[m]))
             rank = marks[m].get(i)
             cells.append(f"**{text}**" if rank == 1 else f"_{text}_" if rank == 2 else text)
         sha, commit = _provenance(row)
-        cells += [sha, commit, str(row["run"] if row["kind"] == "measured" else row["source"])]
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+        cells += [md_text(c) for c in (sha, commit, row["run"] if row["kind"] == "measured" else row["source"])]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def markdown(frame: pd.DataFrame, header: str) -> str:
-    """The whole LEADERBOARD.md."""
+    """The whole LEADERBOARD.md (``header`` is the caller's Markdown, the rest comes from the runs: escaped)."""
     parts = [header]
     for heading, rows in groups(frame):
-        parts += [f"## {heading}", markdown_table(rows)]
+        parts += [f"## {md_text(heading)}", markdown_table(rows)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -94,16 +115,16 @@ def html_table(rows: pd.DataFrame) -> str:
     marks = _marks(rows, metrics)
     measured = (rows["kind"] == "measured").all()
     head = ["method", *[title(m) for m in metrics], "weights sha256", "commit", "run" if measured else "source"]
-    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    out = ["<table>", "<tr>" + "".join(f"<th>{html_text(h)}</th>" for h in head) + "</tr>"]
     for i, (_, row) in enumerate(rows.iterrows()):
-        cells = [html.escape(row_label(row))]
+        cells = [html_text(row_label(row))]
         for m in metrics:
-            text = html.escape(fmt(m, row[m]))
+            text = html_text(fmt(m, row[m]))
             rank = marks[m].get(i)
             cells.append(f"<strong>{text}</strong>" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text)
         sha, commit = _provenance(row)
-        cells += [f"<code>{html.escape(sha)}</code>", f"<code>{html.escape(commit)}</code>",
-                  html.escape(str(row["run"] if measured else row["source"]))]
+        cells += [f"<code>{html_text(sha)}</code>", f"<code>{html_text(commit)}</code>",
+                  html_text(row["run"] if measured else row["source"])]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
@@ -113,10 +134,10 @@ def sequence_table(per_sequence: pd.DataFrame) -> str:
     """A run's per-sequence results as an HTML table."""
     metrics = [c for c in per_sequence.columns if c not in ("sequence", "frames")]
     head = ["sequence", "frames", *[title(m) for m in metrics]]
-    out = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    out = ["<table>", "<tr>" + "".join(f"<th>{html_text(h)}</th>" for h in head) + "</tr>"]
     for _, row in per_sequence.iterrows():
-        cells = [html.escape(str(row["sequence"])), html.escape(str(row.get("frames", "")))]
-        cells += [html.escape(fmt(m, row[m])) for m in metrics]
+        cells = [html_text(row["sequence"]), html_text(row.get("frames", ""))]
+        cells += [html_text(fmt(m, row[m])) for m in metrics]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
