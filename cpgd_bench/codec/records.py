@@ -1,4 +1,8 @@
-"""Parse the record stream written by `vvc-dump` (format documented at the top of codec/vvc_dump.c)."""
+"""Parse the record stream written by `vvc-dump` (format documented at the top of codec/vvc_dump.c).
+
+Every malformed input (bad magic, short or over-long record, arrays that do not fit the header's sizes,
+trailing bytes) is a one-line :class:`CodecError`; nothing else is raised.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ FILE_MAGIC = b"CPGDVVC1"
 FRAME_MAGIC = b"FRME"
 _HEADER = struct.Struct("<iBbBBHHHH")  # poc, slice_type, qp, bit_depth, flags, w, h, coded_w, coded_h
 FLAG_LMCS, FLAG_MV, FLAG_RES, FLAG_PRED, FLAG_RGB = 1, 2, 4, 8, 16
+#: Largest frame record accepted (an 8K frame with every prior is about 320 MiB): a corrupt length is an error,
+#: not a huge read.
+MAX_RECORD = 1 << 30
 
 
 @dataclass
@@ -58,6 +65,8 @@ def _planes(buf: memoryview, off: int, dtype: str, h: int, w: int) -> tuple[tupl
 
 def parse_frame(payload: bytes) -> DumpFrame:
     """Decode one record payload."""
+    if len(payload) < _HEADER.size:
+        raise CodecError(f"vvc-dump record of {len(payload)} bytes is shorter than its {_HEADER.size}-byte header")
     poc, st, qp, bd, flags, w, h, cw, chh = _HEADER.unpack_from(payload, 0)
     buf = memoryview(payload)
     frame = DumpFrame(poc=poc, slice_type=st, qp=qp, bit_depth=bd, lmcs=bool(flags & FLAG_LMCS), planes=None)
@@ -89,4 +98,6 @@ def iter_records(f: BinaryIO) -> Iterator[DumpFrame]:
         if len(head) != 8 or head[:4] != FRAME_MAGIC:
             raise CodecError("corrupt vvc-dump stream (bad frame header)")
         (n,) = struct.unpack("<I", head[4:])
+        if n > MAX_RECORD:
+            raise CodecError(f"corrupt vvc-dump stream (a frame record of {n} bytes, more than {MAX_RECORD})")
         yield parse_frame(_read_exact(f, n, "a frame record"))
