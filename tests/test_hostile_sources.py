@@ -129,6 +129,11 @@ def test_good_archives_extract_the_same_on_every_runtime(tmp_path: Path, tar_run
     assert (target / "GOPRO_Large" / "test" / "old.txt").read_text() == "kept"
     assert sorted(p.name for p in target.iterdir()) == ["GOPRO_Large"]  # no staging folder left
 
+    clash = _tar(tmp_path / "clash.tar", [("GOPRO_Large/new.txt", b"n"), ("GOPRO_Large/b.txt/c", b"c")])
+    with pytest.raises(DownloadError, match=r"GOPRO_Large/b\.txt is a file already.*nothing was extracted"):
+        safe_extract(clash, target)
+    assert not (target / "GOPRO_Large" / "new.txt").exists() and (target / "GOPRO_Large" / "b.txt").is_file()
+
 
 def test_truncated_and_corrupt_archives_leave_nothing(tmp_path: Path) -> None:
     noise = np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes()

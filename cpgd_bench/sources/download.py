@@ -147,9 +147,16 @@ def _open(handle: zipfile.ZipFile | tarfile.TarFile, entry: _Entry) -> IO[bytes]
     return stream
 
 
-def _merge(staging: Path, target: Path) -> None:
-    """Move everything under ``staging`` into ``target`` (folders merged, files replaced)."""
-    for path in sorted(staging.rglob("*")):
+def _merge(archive: Path, staging: Path, target: Path) -> None:
+    """Move everything under ``staging`` into ``target`` (folders merged, files replaced); checks clashes first."""
+    paths = sorted(staging.rglob("*"))
+    for path in paths:
+        dest = target / path.relative_to(staging)
+        if dest.exists() and dest.is_dir() != path.is_dir():
+            kind = "folder" if dest.is_dir() else "file"
+            raise DownloadError(f"{archive}: {dest} is a {kind} already, the archive holds the other kind there; "
+                                "move it away and extract again (nothing was extracted)")  # fmt: skip
+    for path in paths:
         dest = target / path.relative_to(staging)
         if path.is_dir():
             dest.mkdir(parents=True, exist_ok=True)
@@ -177,7 +184,9 @@ def safe_extract(archive: Path, target: Path) -> None:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with _open(handle, entry) as src, open(dest, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
-            _merge(staging, target)
+            _merge(archive, staging, target)
+        except DownloadError:
+            raise
         except _READ_ERRORS as e:
             raise DownloadError(
                 f"{archive}: extraction failed ({first_line(e)}), nothing was kept; if the archive is damaged "

@@ -5,7 +5,9 @@ come from the manifest entry whose ``file`` matches, else from the name conventi
 :mod:`cpgd_bench.sources.yuv`); an unnamed bit depth means 8 bit, an unnamed rate the manifest's
 ``fps``. Long videos are cut into segments of ``segment_frames`` frames (``<name>_s000``, ...) so a
 build holds one segment in memory (a 300-frame 4K video is 7.5 GB as RGB); ``segment_frames=None``
-keeps whole videos. The frames are sharp: the store's ``blur`` and ``sharp`` both hold them, so the
+keeps whole videos. A file whose geometry or length is outside :data:`cpgd_bench.sources.limits.LIMITS`
+(e.g. ``Zero_0x0.yuv``) is listed and fails only its own sequence, with one line naming it. The
+frames are sharp: the store's ``blur`` and ``sharp`` both hold them, so the
 coding degradation (``decoded``) is the only one, and ``CodingPriorDataset`` finds its ground truth.
 """
 
