@@ -3,24 +3,31 @@
 The PNG-folder loader is the layout the paper's authors ship: one PNG per frame for the input and the
 ground truth, one ``.npy`` per frame for each prior. Both loaders return the same tensors (checked on the
 first clips) from the same 720p sequence, coded with the default profile; both run in one process.
+
+Integrity cost: the same clips from the checked store (CRC-32C per chunk, strict store, checked reads) and
+from a copy written without CRCs and read with plain Zarr indexing, in alternating rounds; the ratio of
+each round's rates, median and range over the rounds (target: at most 10% slower).
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
+import zarr
 from PIL import Image
 
 from benchmarks.bench_codec import _clip
 from cpgd_bench.codec import extract_priors, load_profile
 from cpgd_bench.data import CodingPriorDataset
-from cpgd_bench.store import StoreWriter
+from cpgd_bench.store import StoreWriter, schema, sequence_writer
 
-CLIP_LEN, CROP, ITEMS = 7, 256, 40
+CLIP_LEN, CROP, ITEMS, INTEGRITY_ROUNDS = 7, 256, 40, 7
 PRIOR_ARRAYS = ("mv", "mv_ref", "residual")
 
 
@@ -37,6 +44,16 @@ class PngFolderDataset(CodingPriorDataset):
         if name in PRIOR_ARRAYS:
             return np.stack([np.load(folder / f"{t:05d}.npy")[selection[1:]] for t in frames])
         return np.stack([np.asarray(Image.open(folder / f"{t:05d}.png"))[selection[1:]] for t in frames])
+
+
+class UncheckedDataset(CodingPriorDataset):
+    """The same items from a store written without CRCs, read with plain Zarr indexing (no integrity checks)."""
+
+    def _read(self, sequence: str, name: str, selection: tuple[slice, ...]) -> np.ndarray:
+        key = (sequence, name)
+        if key not in self._arrays:
+            self._arrays[key] = zarr.open_array(self.store_path / self.split / sequence / name, mode="r")
+        return self._arrays[key][selection]
 
 
 def _write_png_folder(root: Path, sequence: str, arrays: dict[str, np.ndarray]) -> None:
@@ -65,6 +82,28 @@ def _throughput(dataset: CodingPriorDataset, items: int) -> float:
     return items / (time.perf_counter() - start)
 
 
+def _write(store: Path, arrays: dict[str, np.ndarray], codec: dict) -> None:
+    attrs = {"fps": 30.0, "frame_names": [f"{i:05d}" for i in range(24)], "codec": codec}
+    with StoreWriter(store, "bench") as writer:
+        writer.write_sequence("train", "seq", arrays, attrs)
+
+
+def _integrity_cost(checked: CodingPriorDataset, unchecked: CodingPriorDataset) -> dict:
+    """Per-round ratio unchecked/checked clips/s (> 1: the checks cost time), alternating the two loaders."""
+    ratios, rates = [], []
+    for _ in range(INTEGRITY_ROUNDS):
+        rate_checked, rate_unchecked = _throughput(checked, ITEMS), _throughput(unchecked, ITEMS)
+        ratios.append(rate_unchecked / rate_checked)
+        rates.append((rate_checked, rate_unchecked))
+    return {
+        "checked_clips_per_s_range": [round(min(r[0] for r in rates), 2), round(max(r[0] for r in rates), 2)],
+        "unchecked_clips_per_s_range": [round(min(r[1] for r in rates), 2), round(max(r[1] for r in rates), 2)],
+        "integrity_slowdown_median": round(statistics.median(ratios), 3),
+        "integrity_slowdown_range": [round(min(ratios), 3), round(max(ratios), 3)],
+        "integrity_slowdown_target": 1.10,
+    }
+
+
 def run() -> dict:
     frames = _clip()[:24]
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,8 +111,9 @@ def run() -> dict:
         coded = extract_priors(frames, load_profile(), workdir=tmp_path, name="bench")
         arrays = {**coded.arrays(), "blur": frames, "sharp": frames}
         store = tmp_path / "bench.zarr"
-        with StoreWriter(store, "bench") as writer:
-            writer.write_sequence("train", "seq", arrays, {"fps": 30.0, "frame_names": [f"{i:05d}" for i in range(24)]})
+        _write(store, arrays, coded.attrs)
+        with mock.patch.object(sequence_writer, "codecs", lambda spec: schema.codecs(spec)[:1]):  # no CRC
+            _write(tmp_path / "unchecked.zarr", arrays, coded.attrs)
         _write_png_folder(tmp_path / "png", "seq", {k: arrays[k] for k in ("decoded", "sharp", *PRIOR_ARRAYS)})
 
         zarr_ds = CodingPriorDataset(store, "train", clip_len=CLIP_LEN, crop=CROP)
@@ -86,6 +126,8 @@ def run() -> dict:
             assert all(torch.equal(a[k], b[k]) for k in ("lq", "gt", "flow_prev", "residual")), "loaders differ"
         zarr_rate = _throughput(zarr_ds, ITEMS)
         png_rate = _throughput(png_ds, ITEMS)
+        unchecked_ds = UncheckedDataset(tmp_path / "unchecked.zarr", "train", clip_len=CLIP_LEN, crop=CROP)
+        integrity = _integrity_cost(zarr_ds, unchecked_ds)
         used = ("decoded", "sharp", *PRIOR_ARRAYS)
         store_mb = sum(_size(store / "train" / "seq" / name) for name in used)
         png_mb = _size(tmp_path / "png")
@@ -97,4 +139,5 @@ def run() -> dict:
         "target_speedup": 5.0,
         "zarr_mib_of_these_arrays": round(store_mb, 1),
         "png_folder_mib": round(png_mb, 1),
+        **integrity,
     }

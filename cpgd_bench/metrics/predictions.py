@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cpgd_bench.metrics.errors import MetricInputError
+from cpgd_bench.store.reader import open_root, read_frames
 
 
 def _unreadable(path: Path, error: Exception) -> MetricInputError:
@@ -48,10 +49,8 @@ class Predictions:
         return sorted(d.name for d in base.iterdir() if d.is_dir() and not d.name.startswith("."))
 
     def _zarr_array(self, sequence: str):
-        import zarr
-
         if self._root is None:
-            self._root = zarr.open_group(self.path, mode="r", zarr_format=3, use_consolidated=False)
+            self._root = open_root(self.path)  # a lost chunk file is an error, never zeros
         key = f"{self.split}/{sequence}/{self.array}"
         try:
             arr = self._root[key]
@@ -115,7 +114,7 @@ class Predictions:
         if self.is_zarr:
             arr = self._zarr_array(sequence)
             lo, hi = min(frames), max(frames) + 1
-            block = np.asarray(arr[lo:hi])
+            block = read_frames(arr, slice(lo, hi))
             return block[[f - lo for f in frames]]
         files = self._png_files(sequence)
         expected = self._shape.get(sequence)

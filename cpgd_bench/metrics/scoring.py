@@ -28,6 +28,7 @@ from cpgd_bench.metrics.protocol import COLOUR_METRICS, Protocol, load_protocol
 from cpgd_bench.metrics.registry import get_metric, metric_info
 from cpgd_bench.provenance import git_commit
 from cpgd_bench.store import CodingPriorStore, open_store
+from cpgd_bench.store.reader import read_frames
 
 GROUND_TRUTH = "sharp"
 #: Array whose shape gives frame count and size when a sequence has no ground truth.
@@ -227,7 +228,7 @@ def score_predictions(
         for i in range(0, len(frames), batch_size):
             chunk = frames[i : i + batch_size]
             lo = chunk[0]
-            gt_block = None if gt is None else np.asarray(gt[lo : chunk[-1] + 1])[[f - lo for f in chunk]]
+            gt_block = None if gt is None else read_frames(gt, slice(lo, chunk[-1] + 1))[[f - lo for f in chunk]]
             scores = _score_batch(proto, built, names, preds.read(seq, chunk), gt_block, device)
             rows += [{"sequence": seq, "frame": f, **{m: scores[m][k] for m in names}} for k, f in enumerate(chunk)]
     per_frame = pd.DataFrame(rows, columns=["sequence", "frame", *names])

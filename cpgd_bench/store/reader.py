@@ -15,6 +15,7 @@ carries a CRC-32C that Zarr checks on decode. :func:`read_frames` turns any such
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,10 @@ def sequence_problems(directory: Path, where: str) -> list[str]:
     return problems
 
 
+#: Zarr v3 default chunk keys end in ``c/<i>/<j>/...`` (metadata keys end in ``zarr.json``).
+_CHUNK_KEY = re.compile(r"(^|/)c(/\d+)+$")
+
+
 class MissingChunkError(StoreError):
     """A chunk (shard) file of a written array is not on disk."""
 
@@ -124,7 +129,7 @@ class StrictLocalStore(LocalStore):
     ) -> Buffer | None:
         """The bytes of ``key``; raises MissingChunkError for an absent chunk key (``.../c/...``)."""
         value = await super().get(key, prototype, byte_range)
-        if value is None and "/c/" in f"/{key}":
+        if value is None and _CHUNK_KEY.search(key):
             raise MissingChunkError(f"chunk file {self.root / key} is missing")
         return value
 

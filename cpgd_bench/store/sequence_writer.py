@@ -170,8 +170,8 @@ class SequenceWriter:
 
 
 def check_sequence_attrs(attrs: Mapping[str, Any], num_frames: int, where: str) -> None:
-    """``attrs`` must give ``fps`` and one frame name per frame."""
-    missing = [k for k in ("fps", "frame_names") if k not in attrs]
+    """``attrs`` must give ``fps``, one frame name per frame and the ``codec`` facts (e.g. ``bit_depth``)."""
+    missing = [k for k in ("fps", "frame_names", "codec") if k not in attrs]
     if missing:
         raise StoreError(f"sequence {where}: attributes {missing} are missing")
     if len(attrs["frame_names"]) != num_frames:

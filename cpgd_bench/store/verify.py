@@ -82,8 +82,8 @@ def _chunk_files(directory: Path, array: zarr.Array) -> tuple[int, int]:
     return have, want
 
 
-def _check_attrs(attrs: dict[str, Any], arrays: dict[str, zarr.Array], where: str) -> list[str]:
-    """Attributes that disagree with the arrays or with the schema's meaning."""
+def _check_attrs(attrs: dict[str, Any], where: str) -> list[str]:
+    """Attributes that disagree with the frame count or with their meaning."""
     problems = []
     t = int(attrs["num_frames"])
     if len(attrs["frame_names"]) != t:
@@ -91,6 +91,12 @@ def _check_attrs(attrs: dict[str, Any], arrays: dict[str, zarr.Array], where: st
     fps = attrs["fps"]
     if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0:
         problems.append(f"{where}: attribute fps={fps!r} is not a positive number")
+    return problems
+
+
+def _check_values(arrays: dict[str, zarr.Array], where: str) -> list[str]:
+    """Per-frame values outside their meaning (read only from arrays that passed their checksums)."""
+    problems = []
     if "slice_type" in arrays:
         bad = np.setdiff1d(read_frames(arrays["slice_type"]), [0, 1, 2])
         if bad.size:
@@ -149,8 +155,9 @@ def verify_sequence(directory: Path, group: zarr.Group, where: str, dataset: str
                 problems.append(f"{where}/{name}: checksum mismatch (corrupt or changed; rebuild the sequence)")
     for name in sorted(set(sums) - set(arrays)):
         problems.append(f"{where}: checksum recorded for missing array {name}")
+    problems += _check_attrs(attrs, where)
     if not problems:
-        problems += _check_attrs(attrs, arrays, where)
+        problems += _check_values(arrays, where)
     return problems
 
 
@@ -174,7 +181,8 @@ def _children(directory: Path, index_key: str, kind: str, report: VerifyReport) 
                 state = f"being written by {describe(read_holder(lock))}" if is_held(lock) else "unfinished"
                 report.warnings.append(f"{entry}: {state} sequence (rerun the build to resume and remove it)")
         elif not entry.is_dir() or not is_group_dir(entry):
-            report.problems.append(f"{entry}: unknown or unreadable {kind} (no valid Zarr group metadata)")
+            what = f"listed in {directory / 'zarr.json'} but unreadable" if name in indexed else "unknown or unreadable"
+            report.problems.append(f"{entry}: {what} {kind} (no valid Zarr group metadata)")
         elif name not in indexed:
             report.problems.append(f"{entry}: {kind} group not listed in {directory / 'zarr.json'} ({index_key})")
         else:

@@ -241,8 +241,8 @@ class StoreWriter:
         """Write one sequence atomically and return its group directory.
 
         ``arrays`` must hold every required schema array with the schema dtype and consistent shapes
-        (``bitstream``, ``sharp`` and ``camera`` are optional). ``attrs`` must give at least ``fps`` and
-        ``frame_names``; it is stored as the group's attributes together with the format version,
+        (``bitstream``, ``sharp`` and ``camera`` are optional). ``attrs`` must give at least ``fps``,
+        ``frame_names`` and ``codec``; it is stored as the group's attributes together with the format version,
         dataset, split, sequence, frame count, size, creation time and per-array SHA-256 checksums.
         """
         t, h, w = validate_arrays(arrays, f"{split}/{sequence}")
