@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import subprocess
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from cpgd_bench.codec import (
     run_dump,
 )
 from cpgd_bench.codec.colour import rgb_to_yuv420, yuv420_to_rgb
+from cpgd_bench.codec.dump import tool_message
 from cpgd_bench.codec.encode import pad_to_multiple
+from cpgd_bench.codec.records import iter_records
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 from cpgd_bench.store import verify_store
 from cpgd_bench.store.build import build_store
@@ -252,6 +255,93 @@ def test_asan_build_is_clean(stream, stream_nolf, tmp_path):
         proc = subprocess.run([str(tool), "--rgb", "--name", s.name, "-o", str(tmp_path / "o.bin"), "-"],
                               input=s.read_bytes(), capture_output=True)  # fmt: skip
         assert proc.returncode == 0 and b"AddressSanitizer" not in proc.stderr, proc.stderr[-2000:]
+
+
+def _nal_units(data: bytes) -> list[bytes]:
+    """An Annex-B stream split before each start code (a 4-byte 00 00 00 01 keeps its leading zero)."""
+    starts = [i - (i > 0 and data[i - 1] == 0) for i in range(len(data) - 2) if data[i : i + 3] == b"\x00\x00\x01"]
+    return [data[a:b] for a, b in zip(starts, [*starts[1:], len(data)], strict=True)]
+
+
+def _nal_type(nal: bytes) -> int:
+    return nal[nal.index(b"\x00\x00\x01") + 4] >> 3  # 2-byte header: ..., nal_unit_type (5 bits), tid + 1
+
+
+PARAMETER_SETS = {14, 15, 16, 17, 18, 19}  # VPS, SPS, PPS, prefix/suffix APS, picture header
+
+
+def _mutant(rng: random.Random, kind: str, data: bytes) -> bytes:
+    """One deterministic mutation of an Annex-B bitstream."""
+    nals = _nal_units(data)
+    if kind == "flip":  # up to 8 random bytes anywhere
+        out = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            out[rng.randrange(len(out))] ^= rng.randint(1, 255)
+        return bytes(out)
+    if kind == "flip-parameter-set":  # one bit inside a parameter set or picture header
+        i = rng.choice([i for i, nal in enumerate(nals) if _nal_type(nal) in PARAMETER_SETS])
+        nal = bytearray(nals[i])
+        nal[rng.randrange(nal.index(b"\x00\x00\x01") + 5, len(nal))] ^= 1 << rng.randrange(8)
+        nals[i] = bytes(nal)
+    elif kind == "delete":
+        at = rng.randrange(len(data))
+        return data[:at] + data[at + rng.randint(1, 300):]
+    elif kind == "truncate":
+        return data[: rng.randrange(1, len(data))]
+    elif kind == "splice":
+        at = rng.randrange(len(data))
+        return data[:at] + rng.randbytes(rng.randint(1, 64)) + data[at:]
+    elif kind == "duplicate-nal":
+        nals.insert(rng.randrange(len(nals) + 1), nals[rng.randrange(len(nals))])
+    elif kind == "drop-nal":
+        del nals[rng.randrange(len(nals))]
+    else:  # swap-nal
+        i, j = rng.randrange(len(nals)), rng.randrange(len(nals))
+        nals[i], nals[j] = nals[j], nals[i]
+    return b"".join(nals)
+
+
+MUTATIONS = ["flip", "flip-parameter-set", "delete", "truncate", "splice", "duplicate-nal", "drop-nal", "swap-nal"]
+
+
+def test_tool_message_is_the_tools_own_line():
+    late_log = b"vvc-dump: x.266: corrupt bitstream: Invalid data\n[vvc @ 0x6190] \n[vvc @ 0x6190] slice error\n"
+    assert tool_message(late_log, "fallback") == "vvc-dump: x.266: corrupt bitstream: Invalid data"
+    assert tool_message(b"\n==1==ABORTING\n\n", "fallback") == "==1==ABORTING"
+    assert tool_message(b"", "fallback") == "fallback"
+
+
+def test_asan_dump_tool_on_mutated_bitstreams(stream, stream_nolf, tmp_path, monkeypatch):
+    """160 mutants (fixed seed, 20 per kind; ~15 s): a clean exit with well-formed records, or the tool's own
+    error exit (2-4) with its one-line message (a CodecError naming the file through run_dump); never a
+    sanitizer report (exit 86), a signal or a hang. A quarter of them arrive through a pipe, as in the build."""
+    tool = require_codec("asan")
+    monkeypatch.setenv("ASAN_OPTIONS", "exitcode=86:detect_leaks=1")  # a sanitizer report cannot pass as exit 1
+    rng = random.Random(14)
+    sources = [stream.read_bytes(), stream_nolf.read_bytes()]
+    outcomes = {kind: 0 for kind in MUTATIONS}  # clean exits per kind
+    for i in range(160):
+        kind = MUTATIONS[i % len(MUTATIONS)]
+        path = tmp_path / f"m{i:03d}-{kind}.266"
+        path.write_bytes(_mutant(rng, kind, sources[i % 2]))
+        args = [["--threads", "1"], ["--threads", "2", "--prediction"], ["--rgb", "--threads", "1"]][i % 3]
+        piped = i % 4 == 3
+        cmd = [str(tool), *args, "-o", str(tmp_path / "out.bin"), *(["--name", path.name, "-"] if piped else [path])]
+        done = subprocess.run(cmd, input=path.read_bytes() if piped else None, capture_output=True, timeout=60)
+        err = done.stderr.decode(errors="replace")
+        assert 0 <= done.returncode <= 4 and "Sanitizer" not in err, f"{path.name}: rc {done.returncode}\n{err[-3000:]}"
+        if done.returncode == 0:
+            with open(tmp_path / "out.bin", "rb") as f:
+                assert list(iter_records(f)), f"{path.name}: clean exit without frames"
+            outcomes[kind] += 1
+        else:
+            assert tool_message(done.stderr, "").startswith(f"vvc-dump: {path.name if piped else path}: "), err
+        if i % 8 == 0:  # the Python side: frames, or a one-line CodecError naming the bitstream
+            try:
+                list(run_dump(path, threads=1, variant="asan"))
+            except CodecError as e:
+                assert "\n" not in str(e) and path.name in str(e) and "Sanitizer" not in str(e)
+    assert sum(outcomes.values()) < 160 and outcomes["truncate"] < 20, outcomes  # the mutants do damage
 
 
 class _TwoClips(Source):

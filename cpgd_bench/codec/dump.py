@@ -67,16 +67,21 @@ def run_dump(bitstream: Path, *, threads: int = 0, export: bool = True, predicti
         _widen_pipe(proc.stdout.fileno())
         try:
             yield from iter_records(proc.stdout)
-        except CodecError:
+        except CodecError as e:
             proc.kill()
             proc.wait()
-            err = proc.stderr.read().decode(errors="replace").strip()
-            if err:
-                raise CodecError(err.splitlines()[-1]) from None
-            raise
-        err = proc.stderr.read().decode(errors="replace").strip()
+            raise CodecError(tool_message(proc.stderr.read(), str(e))) from None
+        err = proc.stderr.read()
         if proc.wait():
-            raise CodecError(err.splitlines()[-1] if err else f"vvc-dump failed on {bitstream}")
+            raise CodecError(tool_message(err, f"vvc-dump failed on {bitstream}"))
+
+
+def tool_message(stderr: bytes, fallback: str) -> str:
+    """The tool's one-line error from its stderr: its last ``vvc-dump:`` line (FFmpeg's decoder threads may log
+    after it), else the last non-empty line, else ``fallback``."""
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    own = [line for line in lines if line.startswith("vvc-dump:")]
+    return (own or lines or [fallback])[-1]
 
 
 def _widen_pipe(fd: int) -> None:
@@ -91,5 +96,5 @@ def frame_md5s(bitstream: Path, *, threads: int = 0, export: bool = True, varian
     cmd += [] if export else ["--no-export"]
     proc = subprocess.run(cmd + [str(bitstream)], capture_output=True, text=True)
     if proc.returncode:
-        raise CodecError(proc.stderr.strip().splitlines()[-1])
+        raise CodecError(tool_message(proc.stderr.encode(), f"vvc-dump --md5 failed on {bitstream}"))
     return [line.split()[1] for line in proc.stdout.splitlines()]
