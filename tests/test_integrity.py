@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import re
 import shutil
 import time
@@ -234,15 +233,14 @@ def test_commit_refuses_a_temporary_group_that_lost_files(tmp_path: Path) -> Non
     assert not (path / "test" / "a").exists()
 
 
-def test_stale_scratch_dirs_are_removed_live_ones_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stale_scratch_dirs_are_removed_live_ones_kept(tmp_path: Path) -> None:
     import cpgd_bench.store.build as build_module
 
     stale, live = tmp_path / "cpgd-build-test-a-x1", tmp_path / "cpgd-build-test-b-x2"
+    lock = FileLock(tmp_path / "cpgd-build-test-b-x2.lock", "scratch")
     stale.mkdir(), live.mkdir()
     (stale / "a.266").write_bytes(b"x")
-    lock = FileLock(live / ".lock", "scratch")
-    old = time.time() - 3600
-    os.utime(stale, (old, old)), os.utime(live, (old, old))
+    (tmp_path / "cpgd-build-test-a-x1.lock").write_text("")  # its worker died: the lock is free
     build_module._remove_stale_scratch(str(tmp_path))
-    assert not stale.exists() and live.exists()
-    lock.release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpgd-build-test-b-x2", "cpgd-build-test-b-x2.lock"]
+    lock.release(unlink=True)

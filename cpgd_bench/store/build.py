@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -45,9 +46,9 @@ BACKENDS = ("loky", "threading", "dask")
 #: shard rewrite, +0.02 CPU-s per 720p sequence for the RGB frames (4-frame blocks: +0.09).
 DECODE_BLOCK = 2 * FRAMES_PER_CHUNK
 SCHEDULER_TIMEOUT = "20s"  # how long to try reaching a Dask scheduler
+#: Codec scratch directories ``<workdir>/cpgd-build-<split>-<sequence>-<token>``, each with a ``.lock`` beside it
+#: that its worker holds from before the directory exists until after it is removed.
 SCRATCH_PREFIX = "cpgd-build-"
-#: A scratch directory whose lock is free and that is older than this was left by a killed build (seconds).
-SCRATCH_STALE_AGE = 60.0
 
 
 class BuildError(RuntimeError):
@@ -144,9 +145,10 @@ def _build_task(
     """
     key = f"{ref.split}/{ref.name}"
     writer = StoreWriter(out, source.name, lock=False)
-    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{ref.split}-{ref.name}-", dir=workdir))
-    scratch_lock = FileLock(scratch / ".lock", f"scratch directory {scratch}")
-    remove_scratch = partial(shutil.rmtree, scratch, ignore_errors=True)
+    scratch = Path(workdir or tempfile.gettempdir()) / f"{SCRATCH_PREFIX}{ref.split}-{ref.name}-{secrets.token_hex(6)}"
+    scratch_lock = FileLock(scratch.with_name(scratch.name + ".lock"), f"scratch directory {scratch}")
+    scratch.mkdir()  # after its lock is held: a scratch directory whose lock is free is stale
+    remove_scratch = partial(_remove_scratch, scratch)
     watch = contextlib.nullcontext() if driver is None else watching_driver(Path(driver[0]), driver[1], remove_scratch)
     try:
         with watch:
@@ -158,13 +160,18 @@ def _build_task(
         scratch_lock.release()
 
 
+def _remove_scratch(scratch: Path) -> None:
+    """Remove a scratch directory, then its lock file (still held by the caller until it exits or releases)."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.with_name(scratch.name + ".lock").unlink(missing_ok=True)
+
+
 def _remove_stale_scratch(workdir: str | None) -> None:
-    """Remove scratch directories that killed builds left in ``workdir`` (lock free, older than a minute)."""
-    now = time.time()
-    for scratch in Path(workdir or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
-        with contextlib.suppress(OSError):
-            if now - scratch.stat().st_mtime > SCRATCH_STALE_AGE and not is_held(scratch / ".lock"):
-                shutil.rmtree(scratch, ignore_errors=True)
+    """Remove what killed builds left in ``workdir``: scratch directories and lock files whose lock is free."""
+    for path in Path(workdir or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        scratch = path.with_suffix("") if path.suffix == ".lock" else path
+        if not is_held(scratch.with_name(scratch.name + ".lock")):
+            _remove_scratch(scratch)
 
 
 @contextlib.contextmanager

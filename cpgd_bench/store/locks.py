@@ -80,21 +80,24 @@ class FileLock:
     def __init__(self, path: Path, what: str) -> None:
         self.path = path
         self.info = holder_info()
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + PROBE_GRACE
         while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
+                os.close(fd)
                 holder = read_holder(path)
                 if _alive_elsewhere(holder) or time.monotonic() > deadline:
-                    os.close(fd)
                     raise StoreError(
                         f"{what} is being written by {describe(holder)} (lock {path}); wait for it to finish, "
                         "or stop that process"
                     ) from None
                 time.sleep(0.05)  # a dead holder's lock is only probed by a worker watching it: retry
+                continue
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # a cleaner unlinked the file between our open and flock: lock the new one
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(self.info).encode())
         self._fd: int | None = fd
@@ -114,6 +117,14 @@ class FileLock:
             os.ftruncate(self._fd, 0)
         os.close(self._fd)
         self._fd = None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path`` (not unlinked or replaced)."""
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _alive_elsewhere(holder: dict[str, Any] | None) -> bool:
@@ -139,15 +150,19 @@ def driver_alive(lock: Path, token: str) -> bool:
 def watching_driver(lock: Path, token: str, on_lost: Callable[[], None]) -> Iterator[None]:
     """Inside the block, end this process as soon as the build driver holding ``lock`` with ``token`` is gone.
 
-    A daemon thread (one per process) checks every ``WATCH_INTERVAL`` seconds; when the driver is gone it
-    runs ``on_lost`` (e.g. to remove scratch files) and exits the process at once (``os._exit``): its
-    writer locks are released, and the next build removes its temporary groups.
+    A daemon thread (one per process, started on first use) checks every ``WATCH_INTERVAL`` seconds;
+    when a watched driver is gone it runs every ``on_lost`` (e.g. to remove scratch files) and exits the
+    process at once (``os._exit``): its writer locks are released and the next build removes its
+    temporary groups. From its start on, the thread also ends the process when its parent process dies
+    (an idle loky worker whose driver was killed), so no worker process outlives its driver.
     """
     key = object()
     with _watch_guard:
         _watches[key] = (lock, token, on_lost)
         if not _watch_thread:
-            _watch_thread.append(threading.Thread(target=_watch_loop, name="cpgd-driver-watch", daemon=True))
+            parent = os.getppid()
+            _watch_thread.append(threading.Thread(target=_watch_loop, args=(parent,), name="cpgd-driver-watch",
+                                                  daemon=True))  # fmt: skip
             _watch_thread[0].start()
     try:
         yield
@@ -161,12 +176,12 @@ _watches: dict[object, tuple[Path, str, Callable[[], None]]] = {}
 _watch_thread: list[threading.Thread] = []
 
 
-def _watch_loop() -> None:
+def _watch_loop(parent: int) -> None:
     while True:
         time.sleep(WATCH_INTERVAL)
         with _watch_guard:
             watches = list(_watches.values())
-        if all(driver_alive(lock, token) for lock, token, _ in watches):
+        if os.getppid() == parent and all(driver_alive(lock, token) for lock, token, _ in watches):
             continue
         for _, _, on_lost in watches:
             with contextlib.suppress(Exception):
