@@ -141,35 +141,36 @@ def test_group_with_missing_array_metadata_is_refused_on_open(store: Path) -> No
     _one_line(str(e.value))
 
 
-def _race(path: str, barrier: multiprocessing.synchronize.Barrier, queue: multiprocessing.Queue) -> None:
-    """One of two writers started at the same instant on a new store: 'built' or the one-line error."""
+def _race(tree: str, path: str, barrier: multiprocessing.synchronize.Barrier, queue: multiprocessing.Queue) -> None:
+    """One of two `cpgd-bench dataset build` commands started at the same instant on a new store."""
     barrier.wait()
-    try:
-        with StoreWriter(path, "unit") as writer:
-            writer.write_sequence("test", "a", random_sequence(1, t=4), sequence_attrs(4))
-            time.sleep(0.3)  # hold the lock a little, as a real build does
-        queue.put(("built", ""))
-    except StoreError as e:
-        queue.put(("refused", str(e)))
-    except BaseException as e:  # noqa: BLE001 - anything else is the failure this test looks for
-        queue.put(("crashed", f"{type(e).__name__}: {e}"))
+    result = CliRunner().invoke(main, ["dataset", "build", "folder", "--root", tree, "--out", path])
+    queue.put((result.exit_code, result.output, repr(result.exception) if result.exit_code not in (0, 1) else ""))
 
 
-def test_two_writers_started_at_once_exactly_one_builds(tmp_path: Path) -> None:
+@pytest.mark.codec
+def test_two_builds_started_at_once_exactly_one_builds(tmp_path: Path) -> None:
+    from .codec_clips import require_codec
+    from .source_fixtures import make_folder
+
+    require_codec()
+    make_folder(tmp_path / "tree", {"a": 4})
     ctx = multiprocessing.get_context("fork")
     for trial in range(20):
         path = tmp_path / f"race{trial}.zarr"
         barrier, queue = ctx.Barrier(2), ctx.Queue()
-        procs = [ctx.Process(target=_race, args=(str(path), barrier, queue)) for _ in range(2)]
+        procs = [ctx.Process(target=_race, args=(str(tmp_path / "tree"), str(path), barrier, queue)) for _ in "xy"]
         for p in procs:
             p.start()
-        outcomes = sorted(queue.get(timeout=60) for _ in procs)
+        outcomes = sorted(queue.get(timeout=120) for _ in procs)
         for p in procs:
             p.join(timeout=60)
-        assert [o[0] for o in outcomes] == ["built", "refused"], (trial, outcomes)
-        message = outcomes[1][1]
-        _one_line(message)
-        assert f"store {path} is being written by process " in message and " on host " in message
+        (ok, built, _), (refused, message, crash) = outcomes
+        assert (ok, refused, crash) == (0, 1, ""), (trial, outcomes)
+        assert "built 1 (4 frames), skipped 0, failed 0" in built
+        error = _error_line(message)
+        assert error == message.strip(), message  # nothing else printed
+        assert f"store {path} is being written by process " in error and " on host " in error, error
         assert verify_store(path).ok and not is_held(path / ".build.lock")
 
 
