@@ -209,3 +209,18 @@ def verify(store: Path, no_checksums: bool) -> None:
 def export(store: Path, fmt: str, out: Path) -> None:
     """Export STORE to another format (HDF5: same /split/sequence/array layout)."""
     click.echo(f"wrote {export_h5(store, out, progress=True)}")
+
+
+@dataset.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--split", required=True, help="Split of the sequence (e.g. test).")
+@click.option("--sequence", required=True, help="Sequence name (list them with `cpgd-bench dataset info`).")
+@click.option("--frames", help="Frames a:b, end exclusive (default: the first 16); only these are read.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the PNG panels, layers and index.html.")
+@_user_errors
+def show(store: Path, split: str, sequence: str, frames: str | None, out: Path) -> None:
+    """Draw one sequence's frames and priors (MV flow wheel, blocks, |residual|) as PNG panels and a viewer."""
+    from cpgd_bench.viz.show import show_sequence
+
+    click.echo(show_sequence(store, split, sequence, out, frames).format())
