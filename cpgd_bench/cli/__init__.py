@@ -15,6 +15,7 @@ _COMMANDS = [
     "cpgd_bench.cli.score:score",
     "cpgd_bench.cli.weights:weights",
     "cpgd_bench.cli.train:train",
+    "cpgd_bench.cli.baselines:baselines",
 ]
 
 

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +37,11 @@ from cpgd_bench.models.registry import ModelError, Restorer
 from cpgd_bench.provenance import git_commit, sha256_file
 
 Convention = Literal["clip", "sliding", "recurrent"]
+Precision = Literal["fp32", "half", "autocast"]
 #: Net call for ``clip`` networks: (net, frames (1, T, C, H, W) in the network's range) -> raw output.
 ClipCall = Callable[[nn.Module, torch.Tensor], Any]
+#: Builds a ClipCall from the checkout's source folder and the resolved ``UpstreamSpec.files``.
+CallFactory = Callable[[Path, Mapping[str, Path]], ClipCall]
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,10 @@ class UpstreamSpec:
     tile_overlap: int = 32
     min_size: int = 0  # frames smaller than this are padded up to it (networks that need whole tiles)
     select: Callable[[Any], torch.Tensor] = lambda out: out  # picks the restored frames from the output
-    half: bool = False  # fp16 on CUDA, as the authors test
+    precision: Precision = "fp32"  # on CUDA, as the authors test: net.half(), or fp16 autocast of the net call
+    files: Mapping[str, str] = field(default_factory=dict)  # files the code opens relative to the cwd: name -> path
+    call: CallFactory | None = None  # builds a custom net call from the checkout (run from the checkout's cwd)
+    extra_modules: tuple[str, ...] = ()  # further checkout modules the call imports (scanned for requirements)
     notes: str = ""
 
     def missing_message(self, what: str) -> str:
@@ -71,6 +80,65 @@ class UpstreamSpec:
             f"{self.name} needs {what}: `git clone {self.repo} <dir>` and pass --upstream <dir>, "
             f"and fetch the released weights ({self.weights_hint}) for --weights FILE"
         )
+
+
+def checkout_commit(upstream: Path) -> str:
+    """``git rev-parse HEAD`` when ``upstream`` is itself a git checkout (not a folder inside one), else 'unknown'."""
+    if not (upstream / ".git").exists():
+        return "unknown"
+    return git_commit(upstream, mark_dirty=False) or "unknown"
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for an exception raised by the authors' code: its type, first message line and the likely fix."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    first = " ".join(lines[:2]) if lines and lines[0].endswith(":") else (lines[0] if lines else "(no message)")
+    text = f"{type(exc).__name__}: {first[:240]}"
+    frames = [f.filename for f in traceback.extract_tb(exc.__traceback__)]
+    if any("cpp_extension" in f for f in frames):
+        return f"{text} (compiling the checkout's CUDA op failed: GPU only, needs a CUDA GPU and nvcc)"
+    if isinstance(exc, ModuleNotFoundError):
+        return f"{text} (install it, or build the checkout: see `cpgd-bench baselines check`)"
+    if isinstance(exc, FileNotFoundError):
+        return f"{text} (a file the authors' code opens is missing)"
+    if "CUDA" in text or "NVIDIA" in text or "cuda" in text:
+        return f"{text} (GPU only: the authors' code needs a CUDA GPU here)"
+    return text
+
+
+def resolve_files(spec: UpstreamSpec, upstream: Path) -> dict[str, Path]:
+    """The files ``spec.files`` names: in the checkout at the authors' relative path, else in $CPGD_BENCH_WEIGHTS."""
+    found = {}
+    for name, rel in spec.files.items():
+        env = os.environ.get("CPGD_BENCH_WEIGHTS")
+        candidates = [upstream / rel] + ([Path(env) / Path(rel).name] if env else [])
+        path = next((c.resolve() for c in candidates if c.is_file()), None)
+        if path is None:
+            raise ModelError(
+                f"{spec.name} needs its {name} file {Path(rel).name}: put it at {upstream / rel} (where the authors' "
+                f"code looks) or in $CPGD_BENCH_WEIGHTS ({spec.weights_hint})"
+            )
+        found[name] = path
+    return found
+
+
+@contextlib.contextmanager
+def authors_cwd(spec: UpstreamSpec, files: Mapping[str, Path]) -> Iterator[None]:
+    """Run the block in a fresh folder holding exactly ``files`` at the relative paths the authors' code opens."""
+    if not files:
+        yield
+        return
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix=f"cpgd-{spec.name}-") as tmp:
+        for name, path in files.items():
+            link = Path(tmp) / spec.files[name]
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path)
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(here)
 
 
 @contextlib.contextmanager
@@ -87,6 +155,7 @@ def on_path(root: Path) -> Iterator[Path]:
 def import_upstream(root: Path, module: str) -> Any:
     """Import ``module`` from the folder ``root``, never a same-named module from elsewhere.
 
+    Any failure (a missing dependency, a CUDA op that fails to compile, ...) is a one-line ModelError.
     Call it inside :func:`on_path` when the constructor imports more modules of the checkout.
     """
     top = module.split(".")[0]
@@ -98,8 +167,20 @@ def import_upstream(root: Path, module: str) -> Any:
     with on_path(root):
         try:
             return importlib.import_module(module)
-        except ImportError as e:
-            raise ModelError(f"cannot import {module} from {root}: {e}; install the checkout's requirements") from None
+        except Exception as e:  # noqa: BLE001 - the authors' import may fail in any way; report it in one line
+            raise ModelError(f"cannot import {module} from {root}: {describe_failure(e)}") from None
+
+
+class AutocastNet(nn.Module):
+    """The wrapped network called under fp16 autocast on CUDA (``torch.cuda.amp.autocast()`` in the authors' test)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, *args: Any) -> Any:
+        with torch.autocast("cuda", dtype=torch.float16):
+            return self.net(*args)
 
 
 def load_state(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -165,7 +246,11 @@ def flip_pad_time(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 class UpstreamRestorer(Restorer):
-    """A Restorer around an authors' network described by an :class:`UpstreamSpec`."""
+    """A Restorer around an authors' network described by an :class:`UpstreamSpec`.
+
+    Every failure of the authors' code (import, construction, forward) is a one-line ModelError naming the
+    model, the checkout's commit and the cause. ``random_init`` (for ``baselines check``) allows no weights.
+    """
 
     def __init__(
         self,
@@ -173,7 +258,7 @@ class UpstreamRestorer(Restorer):
         upstream: Path | None,
         weights: Path | None,
         device: str | None = None,
-        call: Callable[[Path], ClipCall] | None = None,
+        random_init: bool = False,
     ) -> None:
         if upstream is None:
             raise ModelError(spec.missing_message("the authors' code (no --upstream given)"))
@@ -181,33 +266,66 @@ class UpstreamRestorer(Restorer):
         source = upstream / spec.src_dir / (spec.module.replace(".", "/") + ".py")
         if not source.is_file():
             raise ModelError(spec.missing_message(f"{source.relative_to(upstream)} (not found under {upstream})"))
-        if weights is None or not Path(weights).is_file():
+        if not random_init and (weights is None or not Path(weights).is_file()):
             raise ModelError(spec.missing_message(f"weights ({weights or 'no --weights given'} not found)"))
         self.spec, self.name = spec, spec.name
         self.window, self.overlap = spec.window, spec.overlap
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.upstream, self.weights = upstream, Path(weights)
-        self.weights_sha256 = sha256_file(self.weights)
-        self.commit = git_commit(upstream, mark_dirty=False)
+        self.precision: Precision = spec.precision if self.device.type == "cuda" else "fp32"
+        self.upstream = upstream
+        self.commit = checkout_commit(upstream)
+        self.files = resolve_files(spec, upstream)
+        self.files_sha256 = {name: sha256_file(path) for name, path in self.files.items()}
         root = upstream / spec.src_dir
-        net_cls = getattr(import_upstream(root, spec.module), spec.cls, None)
-        if net_cls is None:
-            raise ModelError(f"{spec.module} in {root} has no class {spec.cls}; check out {spec.repo} there")
-        with on_path(root):  # constructors import further modules of the checkout
-            net = net_cls(**spec.kwargs)
-            self.call = call(root) if call is not None else None  # a custom net call built from the checkout
-        missing, unexpected = load_into(net, load_state(self.weights, spec.state_keys), self.weights, spec)
+        self.call: ClipCall | None = None
+        self.network = self._build(root)
+        self.weights: Path | None = None
+        self.weights_sha256: str | None = None
+        self.load_report: dict[str, list[str]] = {"missing": [], "unexpected": []}
+        if weights is not None:
+            self.load_weights(Path(weights))
+        net = self.network.half() if self.precision == "half" else self.network
+        net = AutocastNet(net) if self.precision == "autocast" else net
+        self.net = net.to(self.device).eval()
+
+    def failure(self, stage: str, exc: BaseException) -> ModelError:
+        """The one-line error for ``exc`` raised by the authors' code while ``stage``."""
+        cause = str(exc) if isinstance(exc, ModelError) else describe_failure(exc)
+        return ModelError(f"{self.name} (upstream {self.commit[:12]}, {self.upstream}): {stage} failed: {cause}")
+
+    def _build(self, root: Path) -> nn.Module:
+        """Import and construct the network (and the custom call) from the checkout, in the authors' cwd layout."""
+        spec = self.spec
+        try:
+            net_cls = getattr(import_upstream(root, spec.module), spec.cls, None)
+            if net_cls is None:
+                raise ModelError(f"{spec.module} in {root} has no class {spec.cls}; check out {spec.repo} there")
+            with on_path(root), authors_cwd(spec, self.files):  # constructors import modules, open relative files
+                net = net_cls(**spec.kwargs)
+                self.call = spec.call(root, self.files) if spec.call is not None else None
+        except Exception as e:  # noqa: BLE001 - the authors' code may fail in any way; one line names it
+            raise self.failure(f"building {spec.cls}", e) from None
+        if not isinstance(net, nn.Module):
+            raise self.failure(f"building {spec.cls}", TypeError(f"got {type(net).__name__}, not a torch module"))
+        return net
+
+    def load_weights(self, weights: Path) -> None:
+        """Load the released checkpoint ``weights`` into the network (strict unless the spec says not)."""
+        missing, unexpected = load_into(self.network, load_state(weights, self.spec.state_keys), weights, self.spec)
         self.load_report = {"missing": missing, "unexpected": unexpected}
-        self.half = spec.half and self.device.type == "cuda"
-        self.net = (net.half() if self.half else net).to(self.device).eval()
+        self.weights, self.weights_sha256 = weights, sha256_file(weights)
 
     def provenance(self) -> dict[str, Any]:
         return {
             "model": self.name,
-            "weights": str(self.weights),
+            "weights": str(self.weights) if self.weights else None,
             "weights_sha256": self.weights_sha256,
             "upstream_commit": self.commit,
             "upstream": str(self.upstream),
+            "upstream_files": {
+                name: {"path": str(path), "sha256": self.files_sha256[name]} for name, path in self.files.items()
+            },
+            "precision": self.precision,
             "label": f"{self.name} (authors' network, {self.spec.repo})",
             "notes": self.spec.notes,
         }
@@ -219,7 +337,10 @@ class UpstreamRestorer(Restorer):
         height, width = lq.shape[-2:]
         if spec.min_size:  # networks that only take whole tiles (BSST): frames padded to at least one tile
             lq = pad_to(lq, spec.pad_multiple, spec.min_size)
-        out = restore_tiled(self._restore_part, {"lq": lq}, spec.tile, spec.tile_overlap)
+        try:
+            out = restore_tiled(self._restore_part, {"lq": lq}, spec.tile, spec.tile_overlap)
+        except Exception as e:  # noqa: BLE001 - the authors' forward may fail in any way; one line names it
+            raise self.failure(f"forward on {tuple(lq.shape)} frames", e) from None
         return out[..., :height, :width]
 
     def _restore_part(self, part: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -228,7 +349,7 @@ class UpstreamRestorer(Restorer):
         frames, _, height, width = lq.shape
         lo, hi = spec.value_range
         x = pad_to(lq.to(self.device), spec.pad_multiple) * (hi - lo) + lo
-        x = x.half() if self.half else x
+        x = x.half() if self.precision == "half" else x
         c = spec.context
         if spec.convention == "clip":
             x = flip_pad_time(pad_time(x, c, c, spec.temporal_edge), spec.time_multiple)

@@ -3,13 +3,19 @@
 ``network_g: {type: BSST}`` (default arguments), weights under ``params``; the network takes
 ``(lqs, flows_forwards, flows_backwards)`` with bidirectional flows at 1/4 resolution computed by the
 checkout's own frozen RAFT (``basicsr/archs/RAFT/raft.py:RAFT()``) on half-resolution frames, halved
-again and divided by 2 (``get_bi_flows``). 48-frame windows (``num_frame: 48``) overlapping by 4,
+again and divided by 2 (``get_bi_flows``, fp32); the network runs under fp16 autocast on CUDA
+(``test_by_patch``: ``torch.cuda.amp.autocast()``). 48-frame windows (``num_frame: 48``) overlapping by 4,
 256-pixel tiles overlapping by 64 (exactly 256 x 256: frames padded to multiples of 8 and at least 256).
 Here flows are computed per tile.
+
+``RAFT()`` loads ``model_zoos/raft-things.pth`` relative to the working directory: the file is resolved
+here (``<checkout>/model_zoos/raft-things.pth``, else ``$CPGD_BENCH_WEIGHTS/raft-things.pth``), RAFT is
+built in a folder holding just that file, and its path and sha256 go to the run's provenance.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -18,22 +24,7 @@ from torch import nn
 
 from cpgd_bench.models.baselines.adapter import ClipCall, UpstreamRestorer, UpstreamSpec, import_upstream
 
-SPEC = UpstreamSpec(
-    name="bsstnet",
-    repo="https://github.com/huicongzhang/BSSTNet",
-    weights_hint="BSST_gopro.pth / BSST_dvd.pth (model_zoo/, README links) plus the RAFT weights its RAFT loads",
-    module="basicsr.archs.BSST_arch",
-    cls="BSST",
-    state_keys=("params",),
-    convention="clip",
-    pad_multiple=8,
-    window=48,
-    overlap=4,
-    tile=256,
-    tile_overlap=64,
-    min_size=256,  # the sparse transformer folds fixed 64 x 64 feature maps: whole 256 x 256 tiles only
-    notes="flows from the checkout's RAFT per tile (authors: per frame, then sliced)",
-)
+RAFT_MODULE = "basicsr.archs.RAFT.raft"
 
 
 def bi_flows(raft: nn.Module, lqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,18 +39,40 @@ def bi_flows(raft: nn.Module, lqs: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return quarter(raft(second, first)), quarter(raft(first, second))
 
 
-def raft_call(root: Path) -> ClipCall:
-    """The net call with flows from the checkout's RAFT (built as ``ModelBSST`` builds it: ``RAFT()``)."""
-    raft = import_upstream(root, "basicsr.archs.RAFT.raft").RAFT().eval()
+def raft_call(root: Path, files: Mapping[str, Path]) -> ClipCall:
+    """The net call with fp32 flows from the checkout's RAFT (built as ``ModelBSST`` builds it: ``RAFT()``)."""
+    raft = import_upstream(root, RAFT_MODULE).RAFT().eval()
 
     def call(net: nn.Module, lqs: torch.Tensor) -> torch.Tensor:
         raft.to(lqs.device)
-        forwards, backwards = bi_flows(raft, lqs)
+        forwards, backwards = bi_flows(raft, lqs.float())
         return net(lqs, forwards, backwards)
 
     return call
 
 
+SPEC = UpstreamSpec(
+    name="bsstnet",
+    repo="https://github.com/huicongzhang/BSSTNet",
+    weights_hint="BSST_gopro.pth / BSST_dvd.pth and raft-things.pth (README's Google Drive folder, into model_zoos/)",
+    module="basicsr.archs.BSST_arch",
+    cls="BSST",
+    state_keys=("params",),
+    convention="clip",
+    pad_multiple=8,
+    window=48,
+    overlap=4,
+    tile=256,
+    tile_overlap=64,
+    min_size=256,  # the sparse transformer folds fixed 64 x 64 feature maps: whole 256 x 256 tiles only
+    precision="autocast",
+    files={"raft": "model_zoos/raft-things.pth"},
+    call=raft_call,
+    extra_modules=(RAFT_MODULE,),
+    notes="flows from the checkout's RAFT per tile (authors: per frame, then sliced); net under fp16 autocast on CUDA",
+)
+
+
 def build(weights: Path | None = None, device: str | None = None, upstream: Path | None = None) -> UpstreamRestorer:
-    """BSSTNet from a checkout of huicongzhang/BSSTNet and its released weights."""
-    return UpstreamRestorer(SPEC, upstream, weights, device, call=raft_call)
+    """BSSTNet from a checkout of huicongzhang/BSSTNet, its released weights and the RAFT weights it loads."""
+    return UpstreamRestorer(SPEC, upstream, weights, device)

@@ -2,8 +2,10 @@
 
 ``DeblurNet(config)`` with ``network_BIMNet='liteFlowNet'``, ``network='PVDNet'``, ``PV_ksize=5``; one
 frame at a time from (previous, current, next, previous output), frames in [-1, 1] (``read_frame``
-maps x -> 2x - 1), padded to multiples of 8 (the authors crop to ``refine_val``); the previous output of
-frame 0 is frame 0 itself, the neighbours of the end frames are the end frames (index clipping).
+maps x -> 2x - 1), padded to multiples of 4 (the authors crop to ``refine_val``, 4 in both
+``config_PVDNet.py`` and ``config_PVDNet_large.py``); the previous output of frame 0 is frame 0 itself,
+the neighbours of the end frames are the end frames (index clipping). GPU only: the correlation layer of
+its LiteFlowNet (``models/archs/torch_correlation.py``) is a cupy kernel.
 The checkpoint is a plain state dict (``module.`` prefixes removed).
 """
 
@@ -29,7 +31,7 @@ SPEC = UpstreamSpec(
     state_keys=("state_dict",),
     convention="recurrent",
     value_range=(-1.0, 1.0),
-    pad_multiple=8,
+    pad_multiple=4,
     window=None,
     select=lambda out: out["result"],
     notes="recurrent over the whole sequence, previous output fed back",

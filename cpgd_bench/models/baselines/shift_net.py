@@ -25,7 +25,7 @@ SPEC = UpstreamSpec(
     pad_multiple=4,
     window=52,
     overlap=4,
-    half=True,
+    precision="half",
     notes="fp16 on CUDA as the authors test; end frames replicated for the 2-frame context",
 )
 

@@ -1,9 +1,10 @@
-"""STDAN (Zhang et al.): ``models/STDAN_Stack.py:STDAN_Stack`` as in ``core/test.py``.
+"""STDAN (Zhang et al.): ``models/STDAN_Stack.py:STDAN_Stack`` as ``core/build.py`` builds it (its defaults).
 
-``STDAN_Stack(in_channels=3, n_sequence=5, out_channels=3, n_resblock=3, n_feat=32, load_flow_net=False)``
-(the flow net's weights come with the checkpoint), weights under ``deblurnet_state_dict`` with
-``module.`` prefixes; 5 frames in [0, 1] give the middle frame (4th of the 6 outputs); needs the
-checkout's compiled MultiScaleDeformableAttention op and mmflow. Frames padded to multiples of 4.
+``STDAN_Stack(in_channels=3, n_sequence=5, out_channels=3, n_resblock=3, n_feat=32)``: at commit f826116
+it holds only the reconstruction net ``STDAN.STDAN`` (no flow net; ``load_flow_net`` is accepted and
+unused), weights under ``deblurnet_state_dict`` with ``module.`` prefixes; 5 frames in [0, 1] give the
+middle frame (4th of the 6 outputs). GPU only: needs the checkout's compiled MultiScaleDeformableAttention
+op (``models/ops/setup.py``, CUDA) and ``mmflow.ops.Warp`` (mmflow on mmcv-full). Frames padded to multiples of 4.
 """
 
 from __future__ import annotations
