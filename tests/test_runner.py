@@ -288,7 +288,7 @@ def test_main_job_input_and_cpfp_then_report(sample_store: Path, tmp_path: Path)
     if SHARED_IQA.is_dir():
         assert len(niqe_plot["points"]) == len(models)  # NIQE weights present: every measured row is a point
     svg = (board / niqe_plot["svg"]).read_text()
-    assert "PSNR (dB), higher is better" in svg and "NIQE, lower is better" in svg
+    assert "PSNR (dB) ↑" in svg and "NIQE ↓" in svg
     assert svg.count('id="point-') == len(niqe_plot["points"])
 
     artifacts = Path(os.environ.get("CPGD_TEST_ARTIFACTS", REPO / "runs" / "test-artifacts"))

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from cpgd_bench.report.collect import ReportError, collect_runs, leaderboard_frame, load_reported
-from cpgd_bench.report.plots import Plot, perception_distortion
+from cpgd_bench.report.plots import SHORT, Plot, caption, perception_distortion
 from cpgd_bench.report.render import groups, html_table, html_text, markdown, row_label, sequence_table
 
 __all__ = ["ReportError", "build_report"]
@@ -33,21 +33,51 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _plots(frame, out: Path) -> list[Plot]:  # noqa: ANN001 - a leaderboard DataFrame
-    plots = []
+def _why_missing(rows, y: str) -> str:  # noqa: ANN001 - leaderboard rows
+    """Why no row of a table has metric ``y``."""
+    name = SHORT.get(y, y)
+    if rows["kind"].iloc[0] == "reported":
+        return f"the paper's table gives no {name}"
+    unscored = [str(r["run"]) for _, r in rows.iterrows() if y in str(r.get("missing") or "").split(",")]
+    if unscored:
+        return (f"{name} could not be computed in {', '.join(unscored)} (its weights were unavailable; see "
+                "scoring.missing in run.json, rerun `cpgd-bench score` with --metric-weights)")
+    return f"no run has {name} values (score them: `cpgd-bench score ... --metrics psnr,{y}`)"
+
+
+def _plots(frame, out: Path) -> tuple[list[Plot], list[str]]:  # noqa: ANN001 - a leaderboard DataFrame
+    """The plots of every table, and one note per plot that could not be drawn, saying why."""
+    plots, notes = [], []
     for heading, rows in groups(frame):
-        kind = rows["kind"].iloc[0]
         labels = [row_label(row) for _, row in rows.iterrows()]
-        if kind == "reported" and rows["psnr"].isna().all():
-            continue  # ablation tables report no PSNR
+        if rows["psnr"].isna().all():
+            notes.append(f"{heading}: no plots, {_why_missing(rows, 'psnr')}")
+            continue
         for y in ("niqe", "musiq"):
             if rows[y].isna().all():
-                continue  # no row of this table has the metric: nothing to plot
+                notes.append(f"{heading}: no {caption(y)} plot, {_why_missing(rows, y)}")
+                continue
             plots.append(perception_distortion(rows, labels, y, out / f"pd-{_slug(heading)}-{y}", heading))
-    return plots
+    return plots, notes
 
 
-def _html(frame, runs, plots: list[Plot], generated: str) -> str:  # noqa: ANN001
+def _figure(plot: Plot) -> str:
+    """A plot as an HTML figure: short caption, table heading, numbered labels' key, points left out."""
+    extra = []
+    if plot.keyed:
+        extra.append("labels by number: " + ", ".join(f"{k} = {v}" for k, v in plot.keyed.items()))
+    if plot.unlabelled:
+        extra.append("points without a label (no free space): " + ", ".join(plot.unlabelled))
+    if plot.skipped:
+        extra.append("not plotted (missing values): " + ", ".join(plot.skipped))
+    notes = "".join(f"<br><small>{html.escape(e)}</small>" for e in extra)
+    alt = f"{plot.caption}, {plot.title}"
+    return (f"<figure><img src='{plot.svg.name}' alt='{html.escape(alt)}' width='560'>"
+            f"<figcaption><strong>{html.escape(plot.caption)}</strong> · {html.escape(plot.title)}{notes}"
+            "</figcaption></figure>")
+
+
+def _html(frame, runs, plots: list[Plot], notes: list[str], generated: str) -> str:  # noqa: ANN001
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>cpgd-bench leaderboard</title>"
              f"<style>{_CSS}</style></head><body>",
              "<h1>cpgd-bench leaderboard</h1>",
@@ -55,12 +85,9 @@ def _html(frame, runs, plots: list[Plot], generated: str) -> str:  # noqa: ANN00
              "directories (weights sha256, code and upstream commits listed); reported rows are the paper's "
              "numbers, shown apart. Bold: best, underlined: second best, per table and metric.</p>",
              "<h2>Perception–distortion</h2>"]
-    for plot in plots:
-        alt = f"{plot.title}: {plot.y_label} against {plot.x_label}"
-        note = f"<br><small>not plotted (missing values): {html.escape(', '.join(plot.skipped))}</small>" \
-            if plot.skipped else ""
-        parts.append(f"<figure><img src='{plot.svg.name}' alt='{html.escape(alt)}' width='560'>"
-                     f"<figcaption>{html.escape(alt)}{note}</figcaption></figure>")
+    parts += [_figure(plot) for plot in plots]
+    if notes:
+        parts.append("<ul class='missing'>" + "".join(f"<li>{html_text(n)}</li>" for n in notes) + "</ul>")
     for heading, rows in groups(frame):
         parts += [f"<h2>{html.escape(heading)}</h2>", html_table(rows)]
     parts.append("<h2>Per-sequence results of measured runs</h2>")
@@ -83,7 +110,7 @@ def build_report(runs_root: Path, out: Path, reported: Path | None = None) -> li
               f"`{runs_root}`. Measured rows are apart from the paper's reported rows. Per table and metric: "
               "**bold** = best, _italic_ = second best; — = not measured.")
     written[1].write_text(markdown(frame, header))
-    plots = _plots(frame, out)
-    written[2].write_text(_html(frame, runs, plots, generated))
+    plots, notes = _plots(frame, out)
+    written[2].write_text(_html(frame, runs, plots, notes, generated))
     written[3].write_text(json.dumps([p.to_json() for p in plots], indent=2) + "\n")
     return written + [p.svg for p in plots]

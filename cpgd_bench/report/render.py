@@ -84,20 +84,38 @@ def row_label(row: pd.Series) -> str:
     return plain_text(f"{row['method']} ({variant})" if variant else row["method"])
 
 
+def shared_source(rows: pd.DataFrame) -> str | None:
+    """The one citation of an all-reported table (shown once above it), None for measured or mixed sources."""
+    if not (rows["kind"] == "reported").all() or rows["source"].nunique(dropna=False) != 1:
+        return None
+    return plain_text(rows["source"].iloc[0])
+
+
+def _head(rows: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """Column titles: reported tables with one citation have no provenance columns (said once above)."""
+    if shared_source(rows) is not None:
+        return ["method", *[title(m) for m in metrics]]
+    measured = (rows["kind"] == "measured").all()
+    return ["method", *[title(m) for m in metrics], "weights sha256", "commit", "run" if measured else "source"]
+
+
 def markdown_table(rows: pd.DataFrame) -> str:
+    """One table in Markdown; a reported table's single citation comes once, above it."""
     metrics = _columns(rows)
     marks = _marks(rows, metrics)
-    head = ["method", *[title(m) for m in metrics], "weights sha256", "commit",
-            "run" if (rows["kind"] == "measured").all() else "source"]
-    lines = ["| " + " | ".join(md_text(h) for h in head) + " |", "|" + "---|" * len(head)]
+    head = _head(rows, metrics)
+    source = shared_source(rows)
+    lines = [f"Source: {md_text(source)} (reported numbers: no weights or commits)\n"] if source else []
+    lines += ["| " + " | ".join(md_text(h) for h in head) + " |", "|" + "---|" * len(head)]
     for i, (_, row) in enumerate(rows.iterrows()):
         cells = [md_text(row_label(row))]
         for m in metrics:
             text = md_text(fmt(m, row[m]))
             rank = marks[m].get(i)
             cells.append(f"**{text}**" if rank == 1 else f"_{text}_" if rank == 2 else text)
-        sha, commit = _provenance(row)
-        cells += [md_text(c) for c in (sha, commit, row["run"] if row["kind"] == "measured" else row["source"])]
+        if source is None:
+            sha, commit = _provenance(row)
+            cells += [md_text(c) for c in (sha, commit, row["run"] if row["kind"] == "measured" else row["source"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -111,20 +129,24 @@ def markdown(frame: pd.DataFrame, header: str) -> str:
 
 
 def html_table(rows: pd.DataFrame) -> str:
+    """One table in HTML; a reported table's single citation comes once, above it."""
     metrics = _columns(rows)
     marks = _marks(rows, metrics)
     measured = (rows["kind"] == "measured").all()
-    head = ["method", *[title(m) for m in metrics], "weights sha256", "commit", "run" if measured else "source"]
-    out = ["<table>", "<tr>" + "".join(f"<th>{html_text(h)}</th>" for h in head) + "</tr>"]
+    source = shared_source(rows)
+    out = [f"<p class='source'>Source: {html_text(source)} (reported numbers: no weights or commits)</p>"] \
+        if source else []
+    out += ["<table>", "<tr>" + "".join(f"<th>{html_text(h)}</th>" for h in _head(rows, metrics)) + "</tr>"]
     for i, (_, row) in enumerate(rows.iterrows()):
         cells = [html_text(row_label(row))]
         for m in metrics:
             text = html_text(fmt(m, row[m]))
             rank = marks[m].get(i)
             cells.append(f"<strong>{text}</strong>" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text)
-        sha, commit = _provenance(row)
-        cells += [f"<code>{html_text(sha)}</code>", f"<code>{html_text(commit)}</code>",
-                  html_text(row["run"] if measured else row["source"])]
+        if source is None:
+            sha, commit = _provenance(row)
+            cells += [f"<code>{html_text(sha)}</code>", f"<code>{html_text(commit)}</code>",
+                      html_text(row["run"] if measured else row["source"])]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
