@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from cpgd_bench.cli import main
@@ -100,6 +101,20 @@ def test_dataset_and_run_fail_in_one_line_on_a_lost_shard(store: Path, tmp_path:
     assert code == 1 and re.search(rf"test/a/{array}: frames \d+-19 cannot be read: chunk file", error), error
     run_json = next((tmp_path / "runs").rglob("run.json"), None)
     assert run_json is None or json.loads(run_json.read_text())["status"] != "complete"
+
+
+def test_checksum_opt_out_reads_without_verifying_but_lost_chunks_still_fail(store: Path) -> None:
+    shard = _chunk_files(store, "decoded")[0]
+    original = shard.read_bytes()
+    shard.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))  # the shard index's own CRC
+    with pytest.raises(StoreError, match=r"test/a/decoded: frames 0-3 cannot be read: corrupt data"):
+        CodingPriorDataset(store, "test", clip_len=4, mode="test")[0]
+    unverified = CodingPriorDataset(store, "test", clip_len=4, mode="test", checksums=False)[0]["lq"]
+    shard.write_bytes(original)
+    assert torch.equal(unverified, CodingPriorDataset(store, "test", clip_len=4, mode="test")[0]["lq"])
+    shard.unlink()
+    with pytest.raises(StoreError, match=r"test/a/decoded: frames 0-3 cannot be read: chunk file .* missing"):
+        CodingPriorDataset(store, "test", clip_len=4, mode="test", checksums=False)[0]
 
 
 def test_garbage_group_metadata_is_a_problem_never_a_silent_skip(store: Path, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ last frame), no augmentation. The store is opened lazily in each process (DataLo
 
 Reads are checked (:func:`cpgd_bench.store.reader.read_frames`): a lost chunk file or a corrupt
 chunk raises a one-line StoreError naming the store, array and frames, never zeros.
+``checksums=False`` skips the per-chunk CRC-32C verification for speed (lost chunks still fail).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from torch.utils.data import Dataset
 from cpgd_bench.data import augment as aug
 from cpgd_bench.data.flow import block_flows, upsample_blocks
 from cpgd_bench.store import StoreError, open_store
-from cpgd_bench.store.reader import open_root, read_frames
+from cpgd_bench.store.reader import open_array, open_root, read_frames
 
 INPUTS = ("decoded", "blur")
 MODES = ("train", "test")
@@ -78,6 +79,7 @@ class CodingPriorDataset(Dataset):
         augment: bool = True,
         mode: str = "train",
         stride: int | None = None,
+        checksums: bool = True,
     ) -> None:
         opened = open_store(store)  # one-line StoreError: missing store, old format
         self.store_path = opened.path
@@ -93,7 +95,7 @@ class CodingPriorDataset(Dataset):
             raise ValueError(f"crop must be a positive multiple of 4 (the MV block size), got {crop}")
         if not names:
             raise StoreError(f"split {split!r} of store {store} holds no sequences; rebuild the store")
-        self.clip_len, self.input, self.mode = clip_len, input, mode
+        self.clip_len, self.input, self.mode, self.checksums = clip_len, input, mode, checksums
         self.crop = crop if mode == "train" else None
         self.augment = augment and mode == "train"
         self.sequences = [self._describe(opened.group(split, name), name) for name in names]
@@ -142,7 +144,7 @@ class CodingPriorDataset(Dataset):
             self._arrays, self._root, self._pid = {}, open_root(self.store_path), os.getpid()
         key = (sequence, name)
         if key not in self._arrays:
-            self._arrays[key] = self._root[f"{self.split}/{sequence}/{name}"]  # type: ignore[index]
+            self._arrays[key] = open_array(self._root, f"{self.split}/{sequence}/{name}", self.checksums)  # type: ignore[arg-type]
         return self._arrays[key]
 
     def _read(self, sequence: str, name: str, selection: tuple[slice, ...]) -> np.ndarray:

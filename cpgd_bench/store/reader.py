@@ -9,7 +9,8 @@
 Reads never return fill values for lost data: arrays are opened on :class:`StrictLocalStore`, for which
 a missing chunk file is an error (every chunk is written, see ``schema.codecs``), and every chunk
 carries a CRC-32C that Zarr checks on decode. :func:`read_frames` turns any such failure into one
-``StoreError`` line naming the store, the array and the frames.
+``StoreError`` line naming the store, the array and the frames. ``checksums=False`` (the opt-out for
+speed) opens arrays whose chunks are read without verifying their CRC; lost chunks still fail.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import zarr
 from zarr.abc.store import ByteRequest
+from zarr.codecs import Crc32cCodec
+from zarr.core.array_spec import ArraySpec
 from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.registry import register_codec
 from zarr.storage import LocalStore
 
 from cpgd_bench.store.errors import StoreError
@@ -134,10 +138,29 @@ class StrictLocalStore(LocalStore):
         return value
 
 
+class UncheckedCrc32cCodec(Crc32cCodec):
+    """The ``crc32c`` codec, reading without verifying the checksum (``checksums=False``: speed over safety)."""
+
+    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer:
+        return chunk_spec.prototype.buffer.from_array_like(chunk_bytes.as_numpy_array()[:-4])
+
+
+register_codec("crc32c", UncheckedCrc32cCodec)
+_UNCHECKED = {"codecs.crc32c": f"{UncheckedCrc32cCodec.__module__}.{UncheckedCrc32cCodec.__qualname__}"}
+
+
 def open_root(path: Path, strict: bool = True) -> zarr.Group:
     """The root group of the store at ``path``, read-only (``strict``: on :class:`StrictLocalStore`)."""
     store = StrictLocalStore(path, read_only=True) if strict else LocalStore(path, read_only=True)
     return zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
+
+
+def open_array(root: zarr.Group, key: str, checksums: bool = True) -> zarr.Array:
+    """Array ``key`` of an opened root group; ``checksums=False`` reads its chunks without verifying their CRC."""
+    if checksums:
+        return cast(zarr.Array, root[key])
+    with zarr.config.set(_UNCHECKED):  # the codec class is chosen when the array's metadata is parsed
+        return cast(zarr.Array, root[key])
 
 
 def read_frames(array: zarr.Array, frames: slice | int = slice(None), *rest: slice | int) -> np.ndarray:
