@@ -260,3 +260,21 @@ def test_stale_scratch_dirs_are_removed_live_ones_kept(tmp_path: Path) -> None:
     build_module._remove_stale_scratch(str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cpgd-build-test-b-x2", "cpgd-build-test-b-x2.lock"]
     lock.release(unlink=True)
+
+
+@pytest.mark.codec
+def test_an_unstorable_split_name_fails_its_sequences_and_creates_no_group(tmp_path: Path) -> None:
+    from .codec_clips import require_codec
+    from .source_fixtures import make_folder
+
+    require_codec()
+    make_folder(tmp_path / "tree" / "test", {"a": 3})
+    make_folder(tmp_path / "tree" / "my split", {"x": 3})
+    out = tmp_path / "s.zarr"
+    args = ["dataset", "build", "folder", "--root", str(tmp_path / "tree"), "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "built 1 (3 frames), skipped 0, failed 1" in result.output
+    assert "failed my split/x: invalid split name 'my split'" in result.output
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["test"] and open_store(out).splits() == ["test"]
+    assert verify_store(out).ok
