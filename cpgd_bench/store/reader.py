@@ -16,6 +16,8 @@ speed) opens arrays whose chunks are read without verifying their CRC; lost chun
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 from pathlib import Path
 from typing import Any, cast
@@ -105,6 +107,14 @@ def sequence_problems(directory: Path, where: str) -> list[str]:
 
 #: Zarr v3 default chunk keys end in ``c/<i>/<j>/...`` (metadata keys end in ``zarr.json``).
 _CHUNK_KEY = re.compile(r"(^|/)c(/\d+)+$")
+
+
+def chunk_files(directory: Path, array: zarr.Array) -> tuple[int, int]:
+    """(chunk files on disk, chunk files ``array`` at ``directory`` must have): every chunk is written."""
+    grid = array.shards or array.chunks
+    want = math.prod(-(-size // edge) for size, edge in zip(array.shape, grid, strict=True))
+    have = sum(len(files) for _, _, files in os.walk(directory / "c"))
+    return have, want
 
 
 class MissingChunkError(StoreError):

@@ -14,7 +14,6 @@ error) removes the temporary group. The writer holds the temporary group's lock 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import shutil
 from collections.abc import Callable, Mapping
@@ -28,6 +27,7 @@ import zarr
 
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.locks import FileLock
+from cpgd_bench.store.reader import chunk_files
 from cpgd_bench.store.schema import ARRAYS, BITSTREAM, codecs, spec, update_digest
 
 
@@ -137,10 +137,7 @@ class SequenceWriter:
     def _check_on_disk(self) -> None:
         """Every array's metadata and every chunk file must be in the temporary group before it is renamed."""
         for name, array in self._arrays.items():
-            grid = array.shards or array.chunks
-            want = math.prod(-(-size // edge) for size, edge in zip(array.shape, grid, strict=True))
-            chunk_dir = self.tmp / name / "c"
-            have = sum(len(files) for _, _, files in os.walk(chunk_dir))
+            have, want = chunk_files(self.tmp / name, array)
             if not (self.tmp / name / "zarr.json").is_file() or have != want:
                 raise StoreError(f"sequence {self.where}: array {name} has {have} of {want} chunk files in "
                                  f"{self.tmp} (removed while writing?); rerun the build")

@@ -8,8 +8,6 @@ disagree with the arrays are all problems; leftovers of interrupted builds are w
 from __future__ import annotations
 
 import hashlib
-import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from tqdm import tqdm
 from cpgd_bench.store.locks import describe, is_held, read_holder
 from cpgd_bench.store.reader import (
     DamagedDataError,
+    chunk_files,
     is_group_dir,
     open_root,
     open_store,
@@ -72,14 +71,6 @@ def _checksum(array: zarr.Array) -> str:
     for block in _blocks(array):
         update_digest(digest, block)
     return digest.hexdigest()
-
-
-def _chunk_files(directory: Path, array: zarr.Array) -> tuple[int, int]:
-    """(chunk files on disk, chunk files the array must have): every chunk is written."""
-    grid = array.shards or array.chunks
-    want = math.prod(-(-size // edge) for size, edge in zip(array.shape, grid, strict=True))
-    have = sum(len(files) for _, _, files in os.walk(directory / "c"))
-    return have, want
 
 
 def _check_attrs(attrs: dict[str, Any], where: str) -> list[str]:
@@ -139,7 +130,7 @@ def verify_sequence(directory: Path, group: zarr.Group, where: str, dataset: str
                 problems.append(f"{where}/{name}: shape {array.shape}, expected 1-D bytes")
         elif array.shape != s.shape(t, h, w):
             problems.append(f"{where}/{name}: shape {array.shape}, expected {s.shape(t, h, w)}")
-        have, want = _chunk_files(directory / name, array)
+        have, want = chunk_files(directory / name, array)
         if have != want:
             problems.append(f"{where}/{name}: {have} of {want} chunk files on disk (lost data); rebuild the sequence")
             continue
