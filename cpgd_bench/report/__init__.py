@@ -3,7 +3,8 @@
 Writes ``leaderboard.csv`` (every row, full precision), ``LEADERBOARD.md`` (one table per dataset and
 protocol, measured apart from reported, best bold and second best underlined/italic, each measured row
 with its weights sha256 and commits), and ``index.html`` with perception–distortion plots
-(``pd-*.svg``, listed in ``plots.json``) and per-sequence tables.
+(``pd-*.svg``, listed in ``plots.json``; a note for each plot that cannot be drawn), visual comparisons
+(crops under ``compare/``, :mod:`cpgd_bench.report.compare`) and per-sequence tables.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from pathlib import Path
 
 from cpgd_bench.report.collect import ReportError, collect_runs, leaderboard_frame, load_reported
+from cpgd_bench.report.compare import build_comparisons, comparisons_html
 from cpgd_bench.report.plots import SHORT, Plot, caption, perception_distortion
 from cpgd_bench.report.render import groups, html_table, html_text, markdown, row_label, sequence_table
 
@@ -77,7 +79,7 @@ def _figure(plot: Plot) -> str:
             "</figcaption></figure>")
 
 
-def _html(frame, runs, plots: list[Plot], notes: list[str], generated: str) -> str:  # noqa: ANN001
+def _html(frame, runs, plots: list[Plot], notes: list[str], visual: str, generated: str) -> str:  # noqa: ANN001
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>cpgd-bench leaderboard</title>"
              f"<style>{_CSS}</style></head><body>",
              "<h1>cpgd-bench leaderboard</h1>",
@@ -88,6 +90,7 @@ def _html(frame, runs, plots: list[Plot], notes: list[str], generated: str) -> s
     parts += [_figure(plot) for plot in plots]
     if notes:
         parts.append("<ul class='missing'>" + "".join(f"<li>{html_text(n)}</li>" for n in notes) + "</ul>")
+    parts.append(visual)
     for heading, rows in groups(frame):
         parts += [f"<h2>{html.escape(heading)}</h2>", html_table(rows)]
     parts.append("<h2>Per-sequence results of measured runs</h2>")
@@ -111,6 +114,8 @@ def build_report(runs_root: Path, out: Path, reported: Path | None = None) -> li
               "**bold** = best, _italic_ = second best; — = not measured.")
     written[1].write_text(markdown(frame, header))
     plots, notes = _plots(frame, out)
-    written[2].write_text(_html(frame, runs, plots, notes, generated))
+    comparisons, left_out = build_comparisons(runs, out)
+    written[2].write_text(_html(frame, runs, plots, notes, comparisons_html(comparisons, left_out), generated))
     written[3].write_text(json.dumps([p.to_json() for p in plots], indent=2) + "\n")
-    return written + [p.svg for p in plots]
+    crops = [out / crop.image for c in comparisons for crop in c.crops]
+    return written + [p.svg for p in plots] + crops
