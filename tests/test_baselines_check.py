@@ -111,6 +111,23 @@ def test_missing_dependency_names_the_module(tmp_path: Path) -> None:
     assert "\n" not in str(e.value)
 
 
+def test_checkout_gets_its_own_top_level_helpers_not_another_checkouts(tmp_path: Path) -> None:
+    net = "from utils import TAG\n" + fill(CLIP_NET, cls="VRT").replace("self.kwargs = kwargs", "self.tag = TAG")
+    first = make_checkout(tmp_path / "one", vrt_case(net, **{"utils/__init__.py": "TAG = 'one'\n"}))
+    second = make_checkout(tmp_path / "two", vrt_case(net, **{"utils.py": "TAG = 'two'\n"}))
+    tags = [get_model("vrt", upstream=repo, weights=w, device="cpu").net.tag for repo, w, _ in (first, second)]
+    assert tags == ["one", "two"]
+
+
+def test_failed_fallback_import_names_both_causes(tmp_path: Path) -> None:
+    net = ("try:\n    import cpgd_missing_first\nexcept ImportError:\n    import cpgd_missing_fallback\n"
+           + fill(CLIP_NET, cls="VRT"))
+    repo, weights, _ = make_checkout(tmp_path, vrt_case(net))
+    with pytest.raises(ModelError, match="No module named 'cpgd_missing_fallback', after ModuleNotFoundError: "
+                                         "No module named 'cpgd_missing_first'"):
+        get_model("vrt", upstream=repo, weights=weights, device="cpu")
+
+
 def test_stand_in_raft_fails_outside_its_checkout_as_the_authors_does(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from cpgd_bench.models.baselines.adapter import import_upstream

@@ -94,6 +94,8 @@ def describe_failure(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     first = " ".join(lines[:2]) if lines and lines[0].endswith(":") else (lines[0] if lines else "(no message)")
     text = f"{type(exc).__name__}: {first[:240]}"
+    if isinstance(exc, ImportError) and isinstance(exc.__context__, ImportError):  # a fallback import failed too
+        text += f", after {type(exc.__context__).__name__}: {str(exc.__context__)[:120]}"
     frames = [f.filename for f in traceback.extract_tb(exc.__traceback__)]
     if any("cpp_extension" in f for f in frames):
         return f"{text} (compiling the checkout's CUDA op failed: GPU only, needs a CUDA GPU and nvcc)"
@@ -155,15 +157,17 @@ def on_path(root: Path) -> Iterator[Path]:
 def import_upstream(root: Path, module: str) -> Any:
     """Import ``module`` from the folder ``root``, never a same-named module from elsewhere.
 
-    Any failure (a missing dependency, a CUDA op that fails to compile, ...) is a one-line ModelError.
+    Modules named like the checkout's top-level modules and packages (``models``, ``utils``, ``basicsr``)
+    that were loaded from elsewhere are dropped first. Any failure (a missing dependency, a CUDA op that
+    fails to compile, ...) is a one-line ModelError.
     Call it inside :func:`on_path` when the constructor imports more modules of the checkout.
     """
-    top = module.split(".")[0]
     root = root.resolve()
-    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+    own = {module.split(".")[0]} | {p.stem for p in root.iterdir() if p.suffix == ".py" or any(p.glob("*.py"))}
+    for name in [n for n in sys.modules if n.split(".")[0] in own]:
         origin = getattr(sys.modules[name], "__file__", None) or ""
-        if not origin.startswith(str(root)):
-            del sys.modules[name]  # a same-named package from elsewhere (another checkout, site-packages)
+        if not origin.startswith(str(root) + os.sep):
+            del sys.modules[name]  # a same-named module from elsewhere (another checkout's utils, site-packages)
     with on_path(root):
         try:
             return importlib.import_module(module)
