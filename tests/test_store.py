@@ -139,6 +139,8 @@ def test_missing_store_wrong_split_and_old_format(store: tuple[Path, dict], tmp_
     with pytest.raises(StoreError, match=rf"format version {FORMAT_VERSION - 1}.*rebuild it") as e:
         open_store(path)
     _one_line(str(e.value))
+    with pytest.raises(StoreError, match=rf"format version {FORMAT_VERSION - 1}.*rebuild it"):
+        StoreWriter(path, "unit")  # no new sequences in a store of another layout
     assert str(path) in str(e.value)
     result = CliRunner().invoke(main, ["dataset", "verify", str(path)])
     assert result.exit_code == 1 and "Error: store" in result.output

@@ -30,7 +30,7 @@ import zarr
 
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.locks import FileLock, describe, is_held, read_holder
-from cpgd_bench.store.reader import is_group_dir, read_root_attrs, sequence_problems
+from cpgd_bench.store.reader import check_format, is_group_dir, read_root_attrs, sequence_problems
 from cpgd_bench.store.schema import (
     ARRAYS,
     BITSTREAM,
@@ -105,6 +105,7 @@ class StoreWriter:
     def _open_root(self, dataset: str, root_attrs: Mapping[str, Any] | None) -> None:
         if (self.path / "zarr.json").exists():
             attrs = read_root_attrs(self.path)
+            check_format(self.path, attrs)  # never add sequences to a store of another layout version
             if attrs.get("dataset") != dataset:
                 raise StoreError(
                     f"store {self.path} holds dataset {attrs.get('dataset')!r}, not {dataset!r}; "
