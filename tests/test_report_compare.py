@@ -128,3 +128,16 @@ def test_comparison_page_slider_and_zoom_in_chromium(board: tuple[Path, dict[str
     assert "CONSOLE" not in done.stderr and shot.stat().st_size > 10_000
     plots = json.loads((out / "plots.json").read_text())
     assert any(p["title"].startswith("Measured: unit") for p in plots)
+
+
+def test_an_input_run_replaces_the_decoded_crop(board: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    runs, truth = board
+    store = tmp_path / "unit.zarr"
+    decoded = {n: zarr.open_array(store / "test" / n / "decoded", mode="r")[:] for n in truth}
+    _run(runs, store, "input", decoded, truth)
+    comparisons, _ = build_comparisons(collect_runs(runs), tmp_path / "board", size=32)
+    first = comparisons[0]
+    assert [c.label for c in first.crops] == ["input", "bad", "good", "ground truth"]
+    y, x, h, w = first.box
+    crop = np.asarray(Image.open(tmp_path / "board" / first.crops[0].image))
+    np.testing.assert_array_equal(crop, decoded["a"][first.frame, y:y + h, x:x + w])

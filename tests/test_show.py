@@ -92,18 +92,18 @@ def test_mv_colours_match_camera_motion(sample_store: Path, tmp_path: Path) -> N
 
 
 def _write_720p(path: Path, frames: int = 100, h: int = 720, w: int = 1280) -> Path:
-    """A 1280x720 sequence of 100 random frames (no ground truth); pixels of frame t are 2t or 2t + 1."""
+    """A 1280x720 sequence of 100 frames (no ground truth): random MVs, pixels of frame t are 2t or 2t + 1."""
     rng = np.random.default_rng(0)
     with StoreWriter(path, "unit", {"codec_profile": {"name": "unit"}}) as writer, \
             writer.open_sequence("test", "big", frames, h, w) as seq:
         for start in range(0, frames, 20):
             n = min(20, frames - start)
             t = np.arange(start, start + n)
-            pixels = (2 * t[:, None, None, None] + rng.integers(0, 2, (n, h, w, 3))).astype(np.uint8)
+            pixels = (2 * t[:, None, None, None] + rng.integers(0, 2, (1, h, w, 3), np.uint8)).astype(np.uint8)
             seq.write("decoded", pixels, start)
             seq.write("blur", pixels.copy(), start)
-            seq.write("mv", rng.integers(-64, 65, (n, 2, h // 4, w // 4, 2)).astype(np.int16), start)
-            seq.write("mv_ref", rng.choice(np.array([-1, 0, 1], np.int16), (n, 2, h // 4, w // 4)), start)
+            seq.write("mv", rng.integers(-64, 65, (n, 2, h // 4, w // 4, 2), np.int16), start)
+            seq.write("mv_ref", rng.integers(-1, 2, (n, 2, h // 4, w // 4), np.int16), start)
             residual = np.zeros((n, h, w), np.int16)
             residual[:, :64, :64] = rng.integers(-50, 51, (n, 64, 64))
             seq.write("residual", residual, start)

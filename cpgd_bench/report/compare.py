@@ -43,7 +43,8 @@ class Crop:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Crops of one frame: input first, then each run, then the ground truth (where the store has it)."""
+    """Crops of one frame: the input (the store's decoded frame, or the ``input`` run's) first, then each run,
+    then the ground truth (where the store has it)."""
 
     heading: str
     sequence: str
@@ -124,7 +125,9 @@ def build_comparisons(runs: list[MeasuredRun], out: Path, size: int = CROP) -> t
                 decoded = read_frames(group["decoded"], frame)
                 truth = read_frames(group["sharp"], frame) if "sharp" in group else None
                 box = crop_box([decoded, *outputs.values()], size)
-                images = [("input (decoded)", decoded), *outputs.items()]
+                identity = any(run.record.get("model") == "input" for run, _ in predicted.values())
+                images = [] if identity else [("input (decoded)", decoded)]  # an `input` run shows it already
+                images += sorted(outputs.items(), key=lambda item: predicted[item[0]][0].record.get("model") != "input")
                 images += [("ground truth", truth)] if truth is not None else []
                 crops = []
                 for k, (label, image) in enumerate(images):
