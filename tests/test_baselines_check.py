@@ -264,6 +264,8 @@ def test_scan_follows_dynamic_imports_and_sees_built_extensions(tmp_path: Path) 
         "models/__init__.py": "",
         "models/trainer.py": "import importlib\nlib = importlib.import_module('models.archs.{}'.format('x'))\n",
         "models/archs/flow.py": "from ops.layer import *\nimport einops\n",
+        "models/archs/pwc.py": "try:\n    from ops import corr\nexcept ImportError:\n    import corr\n",
+        "ops/corr.py": "",
     }
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -136,6 +136,7 @@ def scan(root: Path, modules: tuple[str, ...]) -> list[Requirement]:
     """The requirements of ``modules`` (dotted names inside the checkout folder ``root``), in discovery order."""
     root = root.resolve()
     extensions, setup_text = setup_extensions(root)
+    nested = {p.stem for p in root.rglob("*.py")}
     found: dict[str, Requirement] = {}
     seen: set[str] = set()
     todo = list(modules)
@@ -195,8 +196,8 @@ def scan(root: Path, modules: tuple[str, ...]) -> list[Requirement]:
                                 "written by the checkout's setup.py: run `python setup.py develop` there "
                                 "(or create it with __version__ and __gitsha__)", optional=optional,
                             ))
-                elif top in sys.stdlib_module_names or top == "__future__":
-                    continue
+                elif top in sys.stdlib_module_names or top == "__future__" or (optional and top in nested):
+                    continue  # the standard library, or a fallback to a checkout file after a sys.path change
                 elif top in extensions:  # an extension setup.py installs as a top-level module
                     need(Requirement(f"compiled CUDA op {top}", rel, installed(top),
                                      f"build it: `python setup.py build install` in the folder of the setup.py "
