@@ -83,6 +83,10 @@ def test_check_says_gpu_only_before_importing_a_compiling_op(tmp_path: Path, mon
     assert any(line.startswith("FAIL  gpu           GPU only: rvrt needs a CUDA GPU") for line in lines)
     assert lines[-1].startswith("skip  build")
     assert not (tmp_path / "ext").exists()  # nothing was imported, so nothing compiled
+    code, lines = check_cli("rvrt", "--upstream", str(repo), "--device", "cuda")
+    assert code == 1
+    assert "FAIL  gpu           device cuda asked for, but torch sees no CUDA GPU on this machine" in lines
+    assert not (tmp_path / "ext").exists()
 
 
 @NO_GPU

@@ -79,7 +79,10 @@ def check(name: str, upstream: Path, weights: Path | None = None, device: str | 
                   f"{len(unmet)} missing, {optional} optional missing, {sum(r.met for r in requirements)} met "
                   "(read from the source before import)")
     gpu_needs = [r.what for r in requirements if r.gpu_only and not r.optional]
-    if gpu_needs and device != "cuda":
+    no_gpu = device.startswith("cuda") and not gpu_available()
+    if no_gpu:
+        yield Verdict("FAIL", "gpu", f"device {device} asked for, but torch sees no CUDA GPU on this machine")
+    elif gpu_needs and device != "cuda":
         yield Verdict("FAIL", "gpu", f"GPU only: {name} needs a CUDA GPU ({'; '.join(gpu_needs)}); device is {device}")
     else:
         yield Verdict("ok", "gpu", f"{'needs a CUDA GPU, has one' if gpu_needs else 'runs on CPU or GPU'} "
@@ -93,7 +96,7 @@ def check(name: str, upstream: Path, weights: Path | None = None, device: str | 
     for label, path in (files or {}).items():
         yield Verdict("ok", "files", f"{label}: {path} sha256 {sha256_file(path)}")
 
-    if unmet or files is None or (gpu_needs and device != "cuda"):
+    if unmet or files is None or no_gpu or (gpu_needs and device != "cuda"):
         yield Verdict("skip", "build", "not tried: fix the failures above first")
         return
     try:
