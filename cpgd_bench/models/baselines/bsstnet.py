@@ -40,7 +40,10 @@ def bi_flows(raft: nn.Module, lqs: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 
 def raft_call(root: Path, files: Mapping[str, Path]) -> ClipCall:
-    """The net call with fp32 flows from the checkout's RAFT (built as ``ModelBSST`` builds it: ``RAFT()``)."""
+    """The net call with fp32 flows from the checkout's RAFT (built as ``ModelBSST`` builds it: ``RAFT()``).
+
+    ``RAFT()`` reads ``files["raft"]`` itself, from the working directory :func:`authors_cwd` prepares.
+    """
     raft = import_upstream(root, RAFT_MODULE).RAFT().eval()
 
     def call(net: nn.Module, lqs: torch.Tensor) -> torch.Tensor:
