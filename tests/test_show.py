@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cpgd_bench.cli import main
+from cpgd_bench.data.flow import block_flows
 from cpgd_bench.sources.synthetic import camera_flow
 from cpgd_bench.store import StoreWriter
 from cpgd_bench.store.reader import StrictLocalStore
@@ -54,37 +55,40 @@ def _block_mean(field: np.ndarray, h4: int, w4: int) -> np.ndarray:
 
 @pytest.mark.codec
 def test_mv_colours_match_camera_motion(sample_store: Path, tmp_path: Path) -> None:
-    """The flow layers' colour at textured inter blocks is the wheel colour of the true camera motion."""
+    """The flow layers' colour at textured blocks with a flow is the wheel colour of the true camera motion;
+    black exactly where the dataset's flow is invalid; block classes are the blocks' own references."""
     from cpgd_bench.store import open_store
 
     out = tmp_path / "show"
     _show(str(sample_store), "--split", "test", "--sequence", "motorcycle", "--frames", "28:32", "--out", str(out))
     meta = json.loads((out / "show.json").read_text())
     group = open_store(sample_store).group("test", "motorcycle")
-    camera, slice_type = group["camera"][:], group["slice_type"][:]
+    camera, slice_type, mv_ref = group["camera"][:], group["slice_type"][:], group["mv_ref"][:]
+    _, valid = block_flows(group["mv"][27:], mv_ref[27:])  # the frames shown and the one before them
     h, w, radius = meta["height"], meta["width"], meta["flow_radius"]
     h4, w4 = h // 4, w // 4
+    classes = np.array([c for _, c in BLOCK_CLASSES])
     good, flipped, checked = [], [], 0
     for t in range(28, 32):
         gray = _png(out / "layers" / f"{t:05d}_decoded.png").mean(-1, keepdims=True)
         textured = (_block_mean(gray**2, h4, w4) - _block_mean(gray, h4, w4) ** 2)[..., 0] > 16.0
         blocks = _png(out / "layers" / f"{t:05d}_blocks.png")[2::4, 2::4]
-        for name, step, bit in (("flow_prev", -1, 1), ("flow_next", 1, 2)):
+        code = np.argmin(np.abs(blocks[..., None, :].astype(int) - classes).sum(-1), -1)
+        np.testing.assert_array_equal(code, (mv_ref[t] < 0).any(0) + 2 * (mv_ref[t] > 0).any(0))
+        if slice_type[t] == 2:
+            assert (code == 0).all(), f"frame {t} is an I slice: every block is intra"
+        for d, (name, step) in enumerate((("flow_prev", -1), ("flow_next", 1))):
             shown = _png(out / "layers" / f"{t:05d}_{name}.png")[2::4, 2::4].astype(int)  # block centres
-            classes = np.array([c for _, c in BLOCK_CLASSES])
-            code = np.argmin(np.abs(blocks[..., None, :].astype(int) - classes).sum(-1), -1)
-            inter = (code & bit) > 0
-            assert np.all(shown[~inter] == 0), f"frame {t} {name}: blocks without a reference must be black"
-            if slice_type[t] == 2:
-                assert not inter.any(), f"frame {t} is an I slice: every block is intra"
+            has_flow = valid[t - 27, d]
+            np.testing.assert_array_equal(shown.sum(-1) == 0, ~has_flow, err_msg=f"frame {t} {name}: black")
             if not 0 <= t + step < len(camera):
                 continue
             true = _block_mean(camera_flow(camera, t, t + step, h, w), h4, w4)
-            used = inter & textured
+            used = has_flow & textured
             checked += int(used.sum())
             good.append(np.abs(shown - flow_to_rgb(true[..., 0], true[..., 1], radius)).max(-1)[used])
             flipped.append(np.abs(shown - flow_to_rgb(-true[..., 0], -true[..., 1], radius)).max(-1)[used])
-    assert checked > 2000, f"too few textured inter blocks ({checked})"
+    assert checked > 2000, f"too few textured blocks with a flow ({checked})"
     assert np.median(np.concatenate(good)) <= 20, "MV colours differ from the camera motion's colours"
     assert np.median(np.concatenate(flipped)) >= 60  # the check can tell opposite directions apart
     panel = _png(out / "panels" / "00029.png")

@@ -3,15 +3,17 @@
 For frames ``a:b`` of one sequence it writes, under ``out``:
 
 * ``layers/<frame>_<layer>.png`` at the frame's own resolution: ``decoded``, ``sharp`` (ground truth,
-  when the store has it), ``flow_prev`` / ``flow_next`` (MV flows to t-1 / t+1, :mod:`cpgd_bench.data.flow`,
-  as Middlebury colours, :mod:`cpgd_bench.viz.flowviz`; black where that direction has no reference),
-  ``blocks`` (per 4x4 block: intra, previous only, next only, both) and ``residual`` (|luma residual|,
-  inferno colour map);
+  when the store has it), ``flow_prev`` / ``flow_next`` (the flows to t-1 / t+1 the dataset gives models,
+  :func:`cpgd_bench.data.flow.block_flows` with its default method, one colour per 4x4 block on the
+  Middlebury wheel, :mod:`cpgd_bench.viz.flowviz`; black where the flow is invalid), ``blocks`` (what each
+  4x4 block itself predicts from, from ``mv_ref``: intra, earlier frames only, later frames only, both) and
+  ``residual`` (|luma residual|, inferno colour map);
 * ``panels/<frame>.png``: all layers side by side with the wheel legend, block legend and colour bar;
 * ``strip.png``: slice type, QP and POC of every frame of the sequence (requested frames shaded);
 * ``index.html``: the viewer (frame slider, zoom, layer toggles; state in the URL hash), ``show.json``.
 
-Only the requested frames of the frame and prior arrays are read (plus the per-frame scalars, one small chunk).
+Only the requested frames of the frame and residual arrays are read; of the MV grids also the frame just
+before and after (flows may pair neighbouring frames), and the per-frame scalars (one small chunk).
 """
 
 from __future__ import annotations
@@ -48,11 +50,11 @@ LAYERS = (
     ("flow_next", "MV flow to t+1"),
     ("blocks", "prediction per 4x4 block"),
 )
-#: Colour of each block class, indexed by ``valid_prev + 2 * valid_next``.
+#: Colour of each block class, indexed by ``refs_earlier + 2 * refs_later`` (from the block's own ``mv_ref``).
 BLOCK_CLASSES = (
     ("intra", (214, 39, 40)),
-    ("previous only", (31, 119, 180)),
-    ("next only", (255, 127, 14)),
+    ("earlier frames only", (31, 119, 180)),
+    ("later frames only", (255, 127, 14)),
     ("both", (44, 160, 44)),
 )
 SLICE_TYPES = {0: "B", 1: "P", 2: "I"}
@@ -160,7 +162,7 @@ def _panel(path: Path, layers: dict[str, np.ndarray], info: str, radius: int, vm
     legend = fig.add_subplot(grid[0, 3])
     legend.set_axis_off()
     handles = [Patch(color=np.array(c) / 255, label=n) for n, c in BLOCK_CLASSES]
-    handles.append(Patch(color="black", label="no MV (flow)"))
+    handles.append(Patch(color="black", label="flow: invalid"))
     legend.legend(handles=handles, loc="upper left", fontsize=8, title="blocks", title_fontsize=9, frameon=False)
     legend.text(0, 0.3, info, fontsize=9, va="top", transform=legend.transAxes)
     fig.savefig(path)
@@ -178,7 +180,11 @@ def show_sequence(
     window = slice(shown.start, shown.stop)
     decoded = read_frames(group["decoded"], window)
     sharp = read_frames(group["sharp"], window) if "sharp" in group else None
-    flows, valid = block_flows(read_frames(group["mv"], window), read_frames(group["mv_ref"], window))
+    around = slice(max(0, shown.start - 1), min(num_frames, shown.stop + 1))  # neighbours for paired flows
+    mv_ref = read_frames(group["mv_ref"], around)
+    flows, valid = block_flows(read_frames(group["mv"], around), mv_ref)
+    inside = slice(shown.start - around.start, shown.stop - around.start)
+    flows, valid, mv_ref = flows[inside], valid[inside], mv_ref[inside]
     residual = np.abs(read_frames(group["residual"], window).astype(np.float32))
     poc, slice_type, qp = (read_frames(group[name]) for name in ("poc", "slice_type", "qp"))
 
@@ -199,7 +205,7 @@ def show_sequence(
             colours = flow_to_rgb(flows[i, d, 0], flows[i, d, 1], radius)
             colours[~valid[i, d]] = 0
             layers[name] = upsample_blocks(np.moveaxis(colours, -1, 0), height, width).transpose(1, 2, 0)
-        code = valid[i, 0].astype(np.int64) + 2 * valid[i, 1]
+        code = (mv_ref[i] < 0).any(0).astype(np.int64) + 2 * (mv_ref[i] > 0).any(0)
         layers["blocks"] = upsample_blocks(np.moveaxis(classes[code], -1, 0), height, width).transpose(1, 2, 0)
         for name, image in layers.items():
             _save_png(out / "layers" / f"{t:05d}_{name}.png", np.ascontiguousarray(image))

@@ -60,10 +60,10 @@ function legend() {
   if (st.layer.startsWith("flow")) {
     el.innerHTML = '<img src="wheel.png" width="64" height="64" alt="flow colour wheel">' +
       "<span>hue: direction (right red, left cyan, down yellow, up violet), saturation: length; wheel radius " +
-      D.flow_radius + " px/frame; black: no reference in this direction (intra)</span>";
+      D.flow_radius + " px/frame; black: invalid flow (no reference)</span>";
   } else if (st.layer === "blocks") {
     el.innerHTML = D.blocks.map((b) => '<span class="swatch" style="background:' + b.colour + '"></span>' +
-      b.name).join("") + "<span>&nbsp;(reference in the previous / next frames)</span>";
+      b.name).join("") + "<span>&nbsp;(what each 4x4 block predicts from)</span>";
   } else if (st.layer === "residual") {
     el.innerHTML = '<span>0</span><img src="residual_scale.png" width="256" height="12" alt="colour scale">' +
       "<span>" + D.residual_max + " (|luma residual|, codec bit depth)</span>";
