@@ -7,7 +7,7 @@ For frames ``a:b`` of one sequence it writes, under ``out``:
   :func:`cpgd_bench.data.flow.block_flows` with its default method, one colour per 4x4 block on the
   Middlebury wheel, :mod:`cpgd_bench.viz.flowviz`; black where the flow is invalid), ``blocks`` (what each
   4x4 block itself predicts from, from ``mv_ref``: intra, earlier frames only, later frames only, both) and
-  ``residual`` (|luma residual|, inferno colour map);
+  ``residual`` (|luma residual|, inferno colour map, square-root scale);
 * ``panels/<frame>.png``: all layers side by side with the wheel legend, block legend and colour bar;
 * ``strip.png``: slice type, QP and POC of every frame of the sequence (requested frames shaded);
 * ``index.html``: the viewer (frame slider, zoom, layer toggles; state in the URL hash), ``show.json``.
@@ -29,7 +29,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import numpy as np  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.colors import PowerNorm  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -45,7 +45,7 @@ DEFAULT_FRAMES = 16
 LAYERS = (
     ("decoded", "decoded"),
     ("sharp", "ground truth"),
-    ("residual", "|residual| (luma)"),
+    ("residual", "|residual| (luma, sqrt scale)"),
     ("flow_prev", "MV flow to t-1"),
     ("flow_next", "MV flow to t+1"),
     ("blocks", "prediction per 4x4 block"),
@@ -60,6 +60,8 @@ BLOCK_CLASSES = (
 SLICE_TYPES = {0: "B", 1: "P", 2: "I"}
 _SLICE_COLOURS = {0: "#2ca02c", 1: "#1f77b4", 2: "#d62728"}
 RESIDUAL_CMAP = "inferno"
+#: |residual| is drawn on a square-root scale: residuals are sparse and mostly small.
+RESIDUAL_GAMMA = 0.5
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,13 @@ def _save_png(path: Path, image: np.ndarray) -> None:
     Image.fromarray(image).save(path, compress_level=3)
 
 
+def _residual_norm(vmax: float) -> PowerNorm:
+    return PowerNorm(RESIDUAL_GAMMA, 0, vmax, clip=True)
+
+
 def _residual_rgb(magnitude: np.ndarray, vmax: float) -> np.ndarray:
     cmap = plt.get_cmap(RESIDUAL_CMAP)
-    return (cmap(np.clip(magnitude / vmax, 0, 1))[..., :3] * 255).astype(np.uint8)
+    return (cmap(_residual_norm(vmax)(magnitude))[..., :3] * 255).astype(np.uint8)
 
 
 def _strip(path: Path, poc: np.ndarray, slice_type: np.ndarray, qp: np.ndarray, shown: range, title: str) -> None:
@@ -147,8 +153,10 @@ def _panel(path: Path, layers: dict[str, np.ndarray], info: str, radius: int, vm
             continue
         ax.imshow(layers[name], interpolation="nearest" if name in ("blocks", "flow_prev", "flow_next") else None)
         if name == "residual":
-            mappable = plt.cm.ScalarMappable(Normalize(0, vmax), plt.get_cmap(RESIDUAL_CMAP))
-            fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=8)
+            mappable = plt.cm.ScalarMappable(_residual_norm(vmax), plt.get_cmap(RESIDUAL_CMAP))
+            ticks = sorted({round(vmax * f**2) for f in (0, 0.25, 0.5, 0.75, 1)})
+            bar = fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.02, ticks=ticks)
+            bar.ax.tick_params(labelsize=8)
     host = fig.add_subplot(grid[1, 3])
     host.set_axis_off()
     wheel = host.inset_axes((0.25, 0.15, 0.72, 0.72))
@@ -217,7 +225,7 @@ def show_sequence(
     title = f"{store.dataset} {split}/{sequence}: {num_frames} frames, {width}x{height}"
     _strip(out / "strip.png", poc, slice_type, qp, shown, title)
     _save_png(out / "wheel.png", wheel_image(257))
-    bar = _residual_rgb(np.linspace(0, residual_max, 256)[None].repeat(12, 0), residual_max)
+    bar = _residual_rgb(np.linspace(0, 1, 256)[None].repeat(12, 0) ** 2 * residual_max, residual_max)
     _save_png(out / "residual_scale.png", bar)
     meta = {
         "title": title, "store": str(store.path), "split": split, "sequence": sequence, "width": width,

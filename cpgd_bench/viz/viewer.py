@@ -66,7 +66,7 @@ function legend() {
       b.name).join("") + "<span>&nbsp;(what each 4x4 block predicts from)</span>";
   } else if (st.layer === "residual") {
     el.innerHTML = '<span>0</span><img src="residual_scale.png" width="256" height="12" alt="colour scale">' +
-      "<span>" + D.residual_max + " (|luma residual|, codec bit depth)</span>";
+      "<span>" + D.residual_max + " (|luma residual| at codec bit depth, square-root scale)</span>";
   } else {
     el.textContent = "";
   }
