@@ -141,3 +141,15 @@ def test_an_input_run_replaces_the_decoded_crop(board: tuple[Path, dict[str, np.
     y, x, h, w = first.box
     crop = np.asarray(Image.open(tmp_path / "board" / first.crops[0].image))
     np.testing.assert_array_equal(crop, decoded["a"][first.frame, y:y + h, x:x + w])
+
+
+def test_damaged_predictions_are_a_note_not_a_crash(board: tuple[Path, dict[str, np.ndarray]],
+                                                    tmp_path: Path) -> None:
+    runs, _ = board
+    chunk = next((runs / "bad-unit-20260101" / rs.PREDICTIONS / "test" / "a" / "pred" / "c").rglob("*"))
+    while chunk.is_dir():
+        chunk = next(chunk.iterdir())
+    chunk.unlink()
+    comparisons, notes = build_comparisons(collect_runs(runs), tmp_path / "board", size=32)
+    assert {c.sequence for c in comparisons} == {"b"}
+    assert notes and all(n.startswith("no visual comparison of a frame") and "is missing" in n for n in notes)

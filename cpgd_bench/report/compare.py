@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from cpgd_bench.eval import results as rs
+from cpgd_bench.metrics.errors import MetricInputError
 from cpgd_bench.metrics.predictions import Predictions
 from cpgd_bench.report.collect import MeasuredRun
 from cpgd_bench.report.render import fmt, title
@@ -102,9 +103,12 @@ def build_comparisons(runs: list[MeasuredRun], out: Path, size: int = CROP) -> t
             notes.append(f"no visual comparison for {names}: {e}")
             continue
         predicted = {}
-        for run in members:
+        labels = [str(r.row["method"]) for r in members]
+        for run, label in zip(members, labels, strict=True):
+            if labels.count(label) > 1:  # two runs of one method (other dates, other weights): name the run
+                label = f"{label} ({run.run_dir.name})"
             if (run.run_dir / rs.PREDICTIONS).is_dir():
-                predicted[run.row["method"]] = (run, Predictions(run.run_dir / rs.PREDICTIONS, split))
+                predicted[label] = (run, Predictions(run.run_dir / rs.PREDICTIONS, split))
             else:
                 notes.append(f"no visual comparison for {run.run_dir.name}: it kept no {rs.PREDICTIONS}")
         if not predicted:
@@ -121,7 +125,11 @@ def build_comparisons(runs: list[MeasuredRun], out: Path, size: int = CROP) -> t
                        for label, (run, _) in predicted.items()}
             psnr = {label: t["psnr"].astype(float).to_dict() for label, t in tables.items() if "psnr" in t}
             for frame, why in pick_frames(psnr, group["decoded"].shape[0]):
-                outputs = {label: pred.read(sequence, [frame])[0] for label, (_, pred) in predicted.items()}
+                try:
+                    outputs = {label: pred.read(sequence, [frame])[0] for label, (_, pred) in predicted.items()}
+                except (StoreError, MetricInputError) as e:
+                    notes.append(f"no visual comparison of {sequence} frame {frame}: {e}")
+                    continue
                 decoded = read_frames(group["decoded"], frame)
                 truth = read_frames(group["sharp"], frame) if "sharp" in group else None
                 box = crop_box([decoded, *outputs.values()], size)
