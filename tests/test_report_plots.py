@@ -20,7 +20,7 @@ from tests.test_report import REPORTED, make_run, runs  # noqa: F401 - the runs 
 
 _TEXT = re.compile(r'<text style="font-size: ([\d.]+)px;[^"]*text-anchor: (\w+)[^"]*" x="([-\d.]+)" y="([-\d.]+)" '
                    r'transform="rotate\(([-\d.]+) [-\d.]+ [-\d.]+\)">([^<]*)</text>')
-_POINT = re.compile(r'<g id="point-\d+">.*?<use [^>]*x="([-\d.]+)" y="([-\d.]+)"', re.S)
+_POINT = re.compile(r'<g id="(?:point|reported)-\d+">.*?<use [^>]*x="([-\d.]+)" y="([-\d.]+)"', re.S)
 _FONT = font_manager.findfont(matplotlib.font_manager.FontProperties(family="DejaVu Sans"))
 
 
@@ -137,3 +137,27 @@ def test_single_point_and_empty_plots_are_drawn(tmp_path: Path) -> None:
     plot = perception_distortion(rows, ["only", "nopsnr"], "niqe", tmp_path / "one", "t")
     assert [p[0] for p in plot.points] == ["only"] and plot.skipped == ["nopsnr"]
     assert layout_problems(plot.svg, {"only"}) == []
+
+
+def test_runs_on_the_papers_dataset_and_protocol_share_axes_with_its_numbers(runs: Path,  # noqa: F811
+                                                                            tmp_path: Path) -> None:
+    for run_json in runs.glob("*/run.json"):
+        record = json.loads(run_json.read_text())
+        if record.get("status") == "complete":
+            record["store"]["dataset"] = "gopro"
+            record["scoring"]["protocol"] = {"name": "cpgd-paper", "version": 1, "average": "window"}
+            run_json.write_text(json.dumps(record))
+    out = tmp_path / "board"
+    build_report(runs, out, REPORTED)
+    plots = json.loads((out / "plots.json").read_text())
+    measured = next(p for p in plots if p["title"].startswith("Measured: gopro") and p["y_label"] == "NIQE ↓")
+    assert {p["label"] for p in measured["points"]} == {"input", "cpfp", "vrt"}
+    assert len(measured["reported"]) == 9 and {"BSSTNet (paper)", "CPGD-Net (paper)"} <= {
+        p["label"] for p in measured["reported"]}
+    svg = (out / measured["svg"]).read_text()
+    assert svg.count('id="reported-') == 9 and svg.count('id="point-') == 3
+    names = {p["label"] for p in measured["points"] + measured["reported"]}
+    assert layout_problems(out / measured["svg"], names | set(measured["keyed"])) == []
+    assert "hollow grey squares: the paper" in (out / "index.html").read_text()
+    other = next(p for p in plots if p["title"] == "Reported: paper Table I, DVD")
+    assert other["reported"] == []

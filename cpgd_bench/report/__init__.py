@@ -35,6 +35,18 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+#: Measured runs scored with this protocol are plotted with the paper's reported rows of their dataset.
+PAPER_PROTOCOL = "cpgd-paper"
+
+
+def _paper_rows(rows, reported):  # noqa: ANN001, ANN202 - leaderboard rows
+    """The paper's rows to draw with a measured table: same dataset, runs scored with the paper's protocol."""
+    if not (rows["kind"] == "measured").all() or not str(rows["protocol"].iloc[0]).startswith(f"{PAPER_PROTOCOL} "):
+        return None
+    same = reported[reported["dataset"].str.lower() == str(rows["dataset"].iloc[0]).lower()]
+    return same if len(same) else None
+
+
 def _why_missing(rows, y: str) -> str:  # noqa: ANN001 - leaderboard rows
     """Why no row of a table has metric ``y``."""
     name = SHORT.get(y, y)
@@ -50,6 +62,7 @@ def _why_missing(rows, y: str) -> str:  # noqa: ANN001 - leaderboard rows
 def _plots(frame, out: Path) -> tuple[list[Plot], list[str]]:  # noqa: ANN001 - a leaderboard DataFrame
     """The plots of every table, and one note per plot that could not be drawn, saying why."""
     plots, notes = [], []
+    reported = frame[frame["kind"] == "reported"]
     for heading, rows in groups(frame):
         labels = [row_label(row) for _, row in rows.iterrows()]
         if rows["psnr"].isna().all():
@@ -59,13 +72,16 @@ def _plots(frame, out: Path) -> tuple[list[Plot], list[str]]:  # noqa: ANN001 - 
             if rows[y].isna().all():
                 notes.append(f"{heading}: no {caption(y)} plot, {_why_missing(rows, y)}")
                 continue
-            plots.append(perception_distortion(rows, labels, y, out / f"pd-{_slug(heading)}-{y}", heading))
+            stem = out / f"pd-{_slug(heading)}-{y}"
+            plots.append(perception_distortion(rows, labels, y, stem, heading, _paper_rows(rows, reported)))
     return plots, notes
 
 
 def _figure(plot: Plot) -> str:
     """A plot as an HTML figure: short caption, table heading, numbered labels' key, points left out."""
     extra = []
+    if plot.reported:
+        extra.append("hollow grey squares: the paper's reported numbers for this dataset (same protocol)")
     if plot.keyed:
         extra.append("labels by number: " + ", ".join(f"{k} = {v}" for k, v in plot.keyed.items()))
     if plot.unlabelled:

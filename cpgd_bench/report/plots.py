@@ -27,6 +27,8 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
+from cpgd_bench.report.render import row_label  # noqa: E402
+
 SHORT = {"psnr": "PSNR", "niqe": "NIQE", "musiq": "MUSIQ"}
 AXES = {"psnr": "PSNR (dB) ↑", "niqe": "NIQE ↓", "musiq": "MUSIQ ↑"}
 #: Label offsets from the point (points), nearest ring first; (dx, dy) directions with their text alignment.
@@ -56,11 +58,13 @@ class Plot:
     skipped: list[str]
     keyed: dict[str, str] = field(default_factory=dict)
     unlabelled: list[str] = field(default_factory=list)
+    reported: list[tuple[str, float, float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"svg": self.svg.name, "title": self.title, "caption": self.caption, "x_label": self.x_label,
                 "y_label": self.y_label, "points": [{"label": p[0], "x": p[1], "y": p[2]} for p in self.points],
-                "skipped": self.skipped, "keyed": self.keyed, "unlabelled": self.unlabelled}
+                "skipped": self.skipped, "keyed": self.keyed, "unlabelled": self.unlabelled,
+                "reported": [{"label": p[0], "x": p[1], "y": p[2]} for p in self.reported]}
 
 
 def _free(box: Bbox, taken: list[Bbox], inside: Bbox) -> bool:
@@ -116,8 +120,8 @@ def place_labels(
     return keyed, unlabelled
 
 
-def perception_distortion(rows: pd.DataFrame, labels: list[str], y: str, stem: Path, title: str) -> Plot:
-    """Scatter PSNR (x) against metric ``y`` for ``rows`` (labels placed without overlap), saved as ``stem``.svg."""
+def _points(rows: pd.DataFrame, labels: list[str], y: str) -> tuple[list[tuple[str, float, float]], list[str]]:
+    """(label, PSNR, y) of the rows that have both values, and the labels of those that do not."""
     points, skipped = [], []
     for label, (_, row) in zip(labels, rows.iterrows(), strict=True):
         px, py = float(row.get("psnr", math.nan)), float(row.get(y, math.nan))
@@ -125,6 +129,20 @@ def perception_distortion(rows: pd.DataFrame, labels: list[str], y: str, stem: P
             skipped.append(label)
         else:
             points.append((label, px, py))
+    return points, skipped
+
+
+def perception_distortion(rows: pd.DataFrame, labels: list[str], y: str, stem: Path, title: str,
+                          reported: pd.DataFrame | None = None) -> Plot:
+    """Scatter PSNR (x) against metric ``y`` for ``rows`` (labels placed without overlap), saved as ``stem``.svg.
+
+    ``reported``: the paper's rows for the same dataset and protocol, drawn on the same axes as hollow grey
+    squares labelled "<method> (paper)" (``Plot.reported``).
+    """
+    points, skipped = _points(rows, labels, y)
+    extra: list[tuple[str, float, float]] = []
+    if reported is not None:
+        extra, _ = _points(reported, [f"{row_label(r)} (paper)" for _, r in reported.iterrows()], y)
     y_label = AXES.get(y, y)
     # labels and titles come from run.json: "$" is text, never mathtext (which could fail to parse)
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cpgd-bench", "text.parse_math": False}):
@@ -132,6 +150,9 @@ def perception_distortion(rows: pd.DataFrame, labels: list[str], y: str, stem: P
         fig.subplots_adjust(left=0.11, right=0.97, bottom=0.12, top=0.9)
         colours = [ax.scatter([px], [py], s=_MARKER, gid=f"point-{i}", zorder=3).get_facecolor()[0]
                    for i, (_, px, py) in enumerate(points)]
+        for i, (_, px, py) in enumerate(extra):
+            ax.scatter([px], [py], s=_MARKER, marker="s", facecolors="none", edgecolors="0.45", gid=f"reported-{i}",
+                       zorder=3)
         ax.set_xlabel(AXES["psnr"])
         ax.set_ylabel(y_label)
         ax.set_title(title, fontsize=10)
@@ -141,8 +162,8 @@ def perception_distortion(rows: pd.DataFrame, labels: list[str], y: str, stem: P
             ax.text(0.5, 0.5, "no row has both values", ha="center", va="center", transform=ax.transAxes)
         ax.autoscale_view()
         ax.set_autoscale_on(False)  # leader lines must not move the limits the labels were placed for
-        keyed, unlabelled = place_labels(ax, points, colours)
+        keyed, unlabelled = place_labels(ax, points + extra, colours + [(0.45, 0.45, 0.45, 1.0)] * len(extra))
         svg = stem.with_suffix(".svg")
         fig.savefig(svg, metadata={"Date": None})
         plt.close(fig)
-    return Plot(svg, title, caption(y), AXES["psnr"], y_label, points, skipped, keyed, unlabelled)
+    return Plot(svg, title, caption(y), AXES["psnr"], y_label, points, skipped, keyed, unlabelled, extra)
