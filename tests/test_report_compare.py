@@ -18,7 +18,7 @@ from cpgd_bench.eval import results as rs
 from cpgd_bench.report import build_report
 from cpgd_bench.report.collect import collect_runs
 from cpgd_bench.report.compare import build_comparisons, pick_frames
-from tests.test_show import _chromium
+from tests.test_show import _chromium, drive
 from tests.test_store_util import random_sequence, write_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,6 +100,19 @@ def test_crops_show_the_frame_and_region_where_methods_differ(board: tuple[Path,
     assert [(c.sequence, c.frame, c.box) for c in again] == [(c.sequence, c.frame, c.box) for c in comparisons]
 
 
+_DRIVER = """
+const box = document.getElementById("cmp-0"), top = box.querySelector(".stage .a"), seen = [];
+const pos = box.querySelector(".pos"), after = box.querySelector(".after"), zoom = document.getElementById("cmp-zoom");
+pos.value = 20; pos.dispatchEvent(new Event("input"));
+seen.push(top.style.clipPath, box.querySelector(".bar").style.left);
+after.value = "1"; after.dispatchEvent(new Event("input"));
+seen.push(top.getAttribute("src"), box.querySelector(".stage .b").getAttribute("src"));
+zoom.value = 4; zoom.dispatchEvent(new Event("input"));
+seen.push(top.style.width, box.querySelector(".row img").style.width);
+done(seen);
+"""
+
+
 def test_comparison_page_slider_and_zoom_in_chromium(board: tuple[Path, dict[str, np.ndarray]],
                                                      tmp_path: Path) -> None:
     runs, _ = board
@@ -121,6 +134,10 @@ def test_comparison_page_slider_and_zoom_in_chromium(board: tuple[Path, dict[str
     after = re.search(r'<img class="a"[^>]*>', stage.group(1)).group(0)  # type: ignore[union-attr]
     assert "clip-path: inset(0px 0px 0px 30%)" in after and "width: 384px" in after  # the whole 128 px wide frame at 3x
     assert re.search(r'src="compare/unit-test/a-00004-02.png"', after)  # after: the best method, "good"
+    seen, log = drive(out / "index.html", _DRIVER)  # the slider, the "after" picker and the zoom as a user would
+    assert "CONSOLE" not in log, log
+    assert seen == ["inset(0px 0px 0px 20%)", "20%", "compare/unit-test/a-00004-01.png",
+                    "compare/unit-test/a-00004-00.png", "512px", "512px"]
     artifacts = Path(os.environ.get("CPGD_TEST_ARTIFACTS", REPO / "runs" / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     shot = artifacts / "report-comparisons.png"

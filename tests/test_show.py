@@ -3,8 +3,10 @@ the requested frames of a 720p sequence, and the viewer in headless Chromium."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -182,6 +184,33 @@ def _chromium(url: str, *flags: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def drive(page: Path, script: str) -> tuple[list, str]:
+    """Run ``script`` in a copy of ``page`` (same folder) after the page's own scripts, in headless Chromium.
+
+    ``script`` stores its findings with ``done(list)``; returns them and Chromium's stderr.
+    """
+    driven = page.with_name("driven.html")
+    hook = "<script>const done = (r) => document.body.setAttribute('data-driven', JSON.stringify(r));</script>"
+    driven.write_text(page.read_text().replace("</body>", f"{hook}<script>{{{script}}}</script></body>"))
+    dom = _chromium(driven.resolve().as_uri(), "--dump-dom")
+    found = re.search(r'data-driven="([^"]*)"', dom.stdout)
+    assert found, dom.stderr[-2000:]
+    return json.loads(html.unescape(found.group(1))), dom.stderr
+
+
+_VIEWER_DRIVER = """
+const img = document.getElementById("layer"), seen = [];
+const frame = document.getElementById("frame"), zoom = document.getElementById("zoom");
+frame.value = 2; frame.dispatchEvent(new Event("input")); seen.push(img.getAttribute("src"));
+document.querySelectorAll("#layers input")[4].click(); seen.push(img.getAttribute("src"));
+zoom.value = 3; zoom.dispatchEvent(new Event("input")); seen.push(img.style.width);
+document.dispatchEvent(new KeyboardEvent("keydown", {key: "ArrowLeft"})); seen.push(img.getAttribute("src"));
+document.dispatchEvent(new KeyboardEvent("keydown", {key: "6"})); seen.push(img.getAttribute("src"), location.hash);
+seen.push(document.getElementById("legend").textContent.includes("later frames only"));
+done(seen);
+"""
+
+
 @pytest.mark.codec
 def test_viewer_renders_and_follows_its_controls(sample_store: Path, tmp_path: Path) -> None:
     """index.html in headless Chromium: no console message, the URL state picks frame, layer and zoom."""
@@ -198,6 +227,10 @@ def test_viewer_renders_and_follows_its_controls(sample_store: Path, tmp_path: P
     done = _chromium(page + "#frame=5&layer=residual&zoom=1", "--window-size=1280,1100", f"--screenshot={shot}")
     assert "CONSOLE" not in done.stderr, done.stderr
     assert shot.stat().st_size > 10_000
+    seen, log = drive(out / "index.html", _VIEWER_DRIVER)  # slider, layer toggle, zoom, keys as a user would
+    assert "CONSOLE" not in log, log
+    assert seen == ["layers/00006_decoded.png", "layers/00006_flow_next.png", "768px", "layers/00005_flow_next.png",
+                    "layers/00005_blocks.png", "#frame=5&layer=blocks&zoom=3", True]
     (out / "layers" / "00005_residual.png").unlink()  # a missing image is reported on the console
     done = _chromium(page + "#frame=5&layer=residual", "--dump-dom")
     assert "cannot load layers/00005_residual.png" in done.stderr
