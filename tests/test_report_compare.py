@@ -170,3 +170,19 @@ def test_damaged_predictions_are_a_note_not_a_crash(board: tuple[Path, dict[str,
     comparisons, notes = build_comparisons(collect_runs(runs), tmp_path / "board", size=32)
     assert {c.sequence for c in comparisons} == {"b"}
     assert notes and all(n.startswith("no visual comparison of a frame") and "is missing" in n for n in notes)
+
+
+def test_twenty_methods_start_at_1x(board: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    """With 20 methods every crop is on the page, at 1x so that rows stay short, and the page has no errors."""
+    runs, truth = board
+    rng = np.random.default_rng(9)
+    for k in range(18):
+        preds = {n: np.clip(x + rng.normal(0, 1 + k, x.shape), 0, 255).astype(np.uint8) for n, x in truth.items()}
+        _run(runs, tmp_path / "unit.zarr", f"m{k:02d}", preds, truth)
+    out = tmp_path / "board"
+    build_report(runs, out, REPORTED)
+    page = (out / "index.html").read_text()
+    first = page[page.index("id='cmp-0'"):page.index("id='cmp-1'")]
+    assert first.count("<figure>") == 22 and "value='1'></label>" in page  # input, 20 methods, ground truth
+    seen, log = drive(out / "index.html", "done([document.querySelector('#cmp-0 .row img').style.width]);")
+    assert "CONSOLE" not in log and seen == ["128px"]

@@ -200,6 +200,11 @@ _CSS = (
 )
 
 
+def _zoom(comparisons: list[Comparison]) -> int:
+    """The first zoom: 2x, or 1x when a comparison has more than six crops (many methods: rows stay short)."""
+    return 1 if max((len(c.crops) for c in comparisons), default=0) > 6 else 2
+
+
 def _options(labels: list[str], chosen: int) -> str:
     return "".join(f"<option value='{k}'{' selected' if k == chosen else ''}>{label}</option>"
                    for k, label in enumerate(labels))
@@ -213,7 +218,7 @@ def comparisons_html(comparisons: list[Comparison], notes: list[str]) -> str:
              "<p>Per sequence: the frame where the methods' PSNR differs most and the middle frame; the crop is "
              "where the outputs differ most. Drag the slider: left of it the <em>before</em> image, right of it "
              "the <em>after</em> image. <label>Zoom (all crops) <input id='cmp-zoom' type='range' min='1' "
-             "max='6' step='0.5' value='2'></label> <span id='cmp-zoom-label'></span></p>"]
+             f"max='6' step='0.5' value='{_zoom(comparisons)}'></label> <span id='cmp-zoom-label'></span></p>"]
     parts += [f"<p><small>{html.escape(n)}</small></p>" for n in notes]
     for i, c in enumerate(comparisons):
         y, x, h, w = c.box
