@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cpgd_bench.build import build_store
 from cpgd_bench.sources import get_source
-from cpgd_bench.store.build import build_store
 
 SEQUENCES, FRAMES, HEIGHT, WIDTH = 8, 16, 144, 256
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cpgd_bench.build import code_and_store
 from cpgd_bench.codec import dump_tool_path, encode_sequence, load_profile
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef
 from cpgd_bench.store import StoreWriter
-from cpgd_bench.store.build import code_and_store
 
 FRAMES, HEIGHT, WIDTH = 30, 720, 1280
 
@@ -76,7 +76,7 @@ def run(repeats: int = 15, build_repeats: int = 7) -> dict:
                 lambda th=th: dump("--no-export", "--threads", th), lambda th=th: dump("--threads", th), repeats
             )
 
-        # the store build's own path: encode, decode with export and store, overlapped (store/build.py)
+        # the store build's own path: encode, decode with export and store, overlapped (cpgd_bench/build.py)
         with StoreWriter(Path(tmp) / "bench.zarr", "bench") as writer:
             names = (f"seq{i}" for i in range(1000))
             t_encode, t_build, build_ratio = _time_pair(

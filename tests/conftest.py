@@ -14,9 +14,9 @@ SAMPLE_STORE = REPO / "data" / "stores" / "sample.zarr"
 @pytest.fixture(scope="session")
 def sample_store() -> Path:
     """``data/stores/sample.zarr`` (what `make dataset` builds); built here if missing, skipped without codec."""
+    from cpgd_bench.build import build_store
     from cpgd_bench.sources import get_source
     from cpgd_bench.store import StoreError, open_store
-    from cpgd_bench.store.build import build_store
 
     from .codec_clips import require_codec
 

@@ -28,7 +28,7 @@ DASK_DRIVER = textwrap.dedent(
     import sys
     from dask.distributed import LocalCluster
     from cpgd_bench.sources import get_source
-    from cpgd_bench.store.build import build_store
+    from cpgd_bench.build import build_store
 
     if __name__ == "__main__":
         root, out, workdir = sys.argv[1:]

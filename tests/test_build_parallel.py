@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from cpgd_bench.build import BuildError, build_store
 from cpgd_bench.cli import main
 from cpgd_bench.sources import get_source
 from cpgd_bench.store import open_store, verify_store
-from cpgd_bench.store.build import BuildError, build_store
 from cpgd_bench.store.locks import is_held
 
 from .codec_clips import require_codec
@@ -127,7 +127,7 @@ def test_parallel_build_equals_serial_and_failures_carry_on(tmp_path: Path) -> N
 def test_dask_backend_on_a_local_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dask.distributed import LocalCluster
 
-    import cpgd_bench.store.build as build_module
+    import cpgd_bench.build as build_module
 
     written = make_folder(tmp_path / "tree")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
@@ -157,7 +157,7 @@ BUILDER = textwrap.dedent(
     import sys, threading, time
     from cpgd_bench.sources import get_source
     from cpgd_bench.store import sequence_writer
-    from cpgd_bench.store.build import build_store
+    from cpgd_bench.build import build_store
 
     root, out, pause = sys.argv[1], sys.argv[2], sys.argv[3] == "pause"
     original = sequence_writer.SequenceWriter._store_block

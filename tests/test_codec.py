@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cpgd_bench.build import build_store
 from cpgd_bench.codec import (
     BLOCK_ARRAYS,
     CodecError,
@@ -30,7 +31,6 @@ from cpgd_bench.codec.encode import pad_to_multiple
 from cpgd_bench.codec.records import iter_records
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 from cpgd_bench.store import verify_store
-from cpgd_bench.store.build import build_store
 
 from .codec_clips import require_codec, translating_clip
 

@@ -250,7 +250,7 @@ def test_commit_refuses_a_temporary_group_that_lost_files(tmp_path: Path) -> Non
 
 
 def test_stale_scratch_dirs_are_removed_live_ones_kept(tmp_path: Path) -> None:
-    import cpgd_bench.store.build as build_module
+    import cpgd_bench.build as build_module
 
     stale, live = tmp_path / "cpgd-build-test-a-x1", tmp_path / "cpgd-build-test-b-x2"
     lock = FileLock(tmp_path / "cpgd-build-test-b-x2.lock", "scratch")

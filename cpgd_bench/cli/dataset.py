@@ -21,7 +21,7 @@ REAL_DATASETS = ("gopro", "dvd", "hqvideo")
 
 def _user_errors(func: F) -> F:
     """Turn expected user mistakes into one-line click errors."""
-    from cpgd_bench.store.build import BuildError
+    from cpgd_bench.build import BuildError
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -90,7 +90,7 @@ def dataset() -> None:
 def build(name: str, out: Path, root: Path | None, options: tuple[str, ...], profile: str, workdir: Path | None,
           jobs: int, backend: str, scheduler: str | None) -> None:  # fmt: skip
     """Build (or resume) the store OUT for dataset NAME with VVC coding priors."""
-    from cpgd_bench.store.build import build_store
+    from cpgd_bench.build import build_store
 
     summary = build_store(_source(name, root, options), out, profile=profile, workdir=workdir, jobs=jobs,
                           backend=backend, scheduler=scheduler)  # fmt: skip
@@ -114,8 +114,8 @@ def build(name: str, out: Path, root: Path | None, options: tuple[str, ...], pro
 def build_all(data_root: Path, stores: Path, only: str, profile: str, workdir: Path | None, jobs: int, backend: str,
               scheduler: str | None) -> None:  # fmt: skip
     """Build a store for each real dataset found under --data-root (those named in --only must be there)."""
+    from cpgd_bench.build import build_store
     from cpgd_bench.sources.manifest import load_manifest
-    from cpgd_bench.store.build import build_store
 
     requested = [n for n in only.replace(",", " ").split() if n != "sample"]
     unknown = [n for n in requested if n not in REAL_DATASETS]

@@ -2,7 +2,8 @@
 
 Public API: :func:`open_store` (reader), :class:`StoreWriter` (atomic, resumable writer),
 :func:`verify_store`, :func:`store_info`, :func:`export_h5`; the schema lives in
-:mod:`cpgd_bench.store.schema`. The dataset build driver is :mod:`cpgd_bench.store.build`.
+:mod:`cpgd_bench.store.schema`. The store knows nothing of codecs: the dataset build pipeline (sources ->
+codec -> store) is :mod:`cpgd_bench.build`, one layer up.
 """
 
 from cpgd_bench.store.errors import StoreError

@@ -1,4 +1,4 @@
-"""Dataset build driver: sequences from a Source -> VVC coding priors -> store, resumable and parallel.
+"""The build layer: sequences from a Source -> VVC coding priors -> store, resumable and parallel.
 
 Finished sequences are skipped, so rerunning an interrupted build resumes it. A sequence whose
 source or codec step fails is recorded in the summary and the build carries on; the store never
