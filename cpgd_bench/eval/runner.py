@@ -1,6 +1,6 @@
 """`cpgd-bench run`: a registered model over one split of a store, then scoring, into one run directory.
 
-Each sequence is cut into temporal windows (:func:`cpgd_bench.eval.tiling.temporal_windows` with the
+Each sequence is cut into temporal windows (:func:`cpgd_bench.tiling.temporal_windows` with the
 model's ``window``/``overlap``); each window is read as a test-mode :class:`CodingPriorDataset` clip
 (frames, MV flows, residuals: the same code training uses), restored, and its kept frames written to
 ``predictions.zarr``. The predictions are then scored by :func:`cpgd_bench.metrics.score_predictions`
@@ -25,9 +25,9 @@ import zarr
 
 from cpgd_bench.data import CodingPriorDataset
 from cpgd_bench.eval import results as rs
-from cpgd_bench.eval.tiling import temporal_windows
 from cpgd_bench.models.registry import Restorer, get_model, resolve_name
 from cpgd_bench.store import open_store
+from cpgd_bench.tiling import temporal_windows
 
 
 class _WindowReader(CodingPriorDataset):

@@ -20,6 +20,7 @@ import yaml
 
 from cpgd_bench.metrics.errors import ProtocolError
 from cpgd_bench.metrics.fidelity import rgb_to_y
+from cpgd_bench.tiling import window_starts
 
 PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "manifests" / "protocols"
 COLOURS = ("rgb", "y")
@@ -90,11 +91,8 @@ class Protocol:
         and last ``drop_edges`` of the sequence is scored exactly once (the CPGD code's 48/4/2 scheme).
         """
         length = num_frames if self.window is None else min(self.window, num_frames)
-        starts = list(range(0, num_frames - length + 1, max(1, length - self.overlap)))
-        if starts[-1] != num_frames - length:
-            starts.append(num_frames - length)
         out, scored_until = [], 0
-        for start in starts:
+        for start in window_starts(num_frames, length, length - self.overlap):
             lo, hi = max(start + self.drop_edges, scored_until), start + length - self.drop_edges
             if hi > lo:
                 out.append(ScoredWindow(len(out), start, start + length, tuple(range(lo, hi))))

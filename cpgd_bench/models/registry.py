@@ -38,7 +38,7 @@ class Restorer(abc.ABC):
         ``clip`` is one CodingPriorDataset test-mode item without batch dim and without 'key'/'gt':
         lq (T,3,H,W) in [0,1], flow_prev/flow_next/flow_valid (T,2,H,W), residual (T,1,H,W).
         Returns (T,3,H,W) float in [0,1], same T,H,W. Spatial tiling is the restorer's own business
-        (use :func:`cpgd_bench.eval.tiling.restore_tiled`).
+        (use :func:`cpgd_bench.tiling.restore_tiled`).
         """
 
     def provenance(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ turns a spec plus a local checkout (``--upstream``) and released weights (``--we
   ``recurrent`` networks (PVDNet) frame by frame with the previous output fed back; ``context`` frames
   at the sequence ends are made up by ``spec.temporal_edge``;
 * **windows and tiles**: the runner feeds ``spec.window`` frames overlapping by ``spec.overlap``;
-  spatial tiles of ``spec.tile`` pixels (blended by :func:`cpgd_bench.eval.tiling.restore_tiled`).
+  spatial tiles of ``spec.tile`` pixels (blended by :func:`cpgd_bench.tiling.restore_tiled`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cpgd_bench.eval.tiling import restore_tiled
 from cpgd_bench.models.registry import ModelError, Restorer
 from cpgd_bench.provenance import git_commit, sha256_file
+from cpgd_bench.tiling import restore_tiled
 
 Convention = Literal["clip", "sliding", "recurrent"]
 Precision = Literal["fp32", "half", "autocast"]

@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from cpgd_bench.eval.tiling import restore_tiled
 from cpgd_bench.models.cpgd.checkpoint import load_cpfp
 from cpgd_bench.models.registry import ModelError, Restorer
 from cpgd_bench.provenance import sha256_file
+from cpgd_bench.tiling import restore_tiled
 
 DEMO_WEIGHTS = "cpfp_demo.pt"
 _announced = False
@@ -34,7 +34,7 @@ class CPFPRestorer(Restorer):
 
     ``window``/``overlap``: temporal windows the runner feeds (the authors test with 48 frames, overlap 4).
     ``tile``/``tile_overlap``: spatial tiles in pixels (None: whole frames), blended by
-    :func:`cpgd_bench.eval.tiling.restore_tiled`.
+    :func:`cpgd_bench.tiling.restore_tiled`.
     """
 
     name = "cpfp"

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
 from cpgd_bench.models.cpgd.cpc_configs import CPCArch
+from cpgd_bench.tiling import window_starts
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, slice, slice], torch.Tensor]
 
@@ -60,12 +61,7 @@ def gaussian_weights(height: int, width: int) -> torch.Tensor:
 
 def tile_spans(size: int, tile: int, stride: int) -> list[tuple[int, int]]:
     """Tile ``[start, end)`` spans of length ``min(tile, size)`` every ``stride``; the last one ends at ``size``."""
-    if tile >= size:
-        return [(0, size)]
-    starts = list(range(0, size - tile + 1, stride))
-    if starts[-1] != size - tile:
-        starts.append(size - tile)
-    return [(s, s + tile) for s in starts]
+    return [(s, s + min(tile, size)) for s in window_starts(size, tile, stride)]
 
 
 def tiled(eps_fn: EpsFn, x: torch.Tensor, t: torch.Tensor, tile: int | None, stride: int) -> torch.Tensor:

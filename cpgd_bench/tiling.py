@@ -1,6 +1,9 @@
 """Split long sequences into overlapping temporal windows and large frames into overlapping spatial tiles.
 
-Both splitters return plans, not data, so callers decide how to read and where to run each piece.
+The one window rule of the project is :func:`window_starts` (windows cover ``[0, size)``, one every
+``step``, the last one flush with the end); the dataset, the models, the runner and the evaluation
+protocols all use it. Both splitters return plans, not data, so callers decide how to read and where to
+run each piece.
 Overlaps are blended back: temporal windows keep the central part of each window (each output frame
 comes from exactly one window, the one where it sits furthest from an edge); spatial tiles are
 averaged with linear ramps over the overlap, so seams do not show.
@@ -12,6 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+
+def window_starts(size: int, length: int, step: int) -> list[int]:
+    """Starts of windows of ``length`` covering ``[0, size)``, one every ``step``; the last ends flush at ``size``.
+
+    ``length >= size`` gives the single start 0.
+    """
+    if length >= size:
+        return [0]
+    starts = list(range(0, size - length + 1, max(1, step)))
+    if starts[-1] != size - length:
+        starts.append(size - length)
+    return starts
 
 
 @dataclass(frozen=True)
@@ -36,9 +52,7 @@ def temporal_windows(frames: int, window: int | None, overlap: int = 0) -> list[
         return [Window(0, frames, 0, frames)]
     if window < 1 or not 0 <= overlap < window:
         raise ValueError(f"need window >= 1 and 0 <= overlap < window, got window={window}, overlap={overlap}")
-    starts = list(range(0, frames - window + 1, window - overlap))
-    if starts[-1] != frames - window:
-        starts.append(frames - window)
+    starts = window_starts(frames, window, window - overlap)
     out = []
     for i, s in enumerate(starts):
         keep_start = 0 if i == 0 else (starts[i - 1] + window + s) // 2
@@ -47,18 +61,9 @@ def temporal_windows(frames: int, window: int | None, overlap: int = 0) -> list[
     return out
 
 
-def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    if tile >= size:
-        return [0]
-    starts = list(range(0, size - tile + 1, tile - overlap))
-    if starts[-1] != size - tile:
-        starts.append(size - tile)
-    return starts
-
-
 def _aligned_spans(size: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int]]:
     """Tile spans along one axis with origins on the ``multiple`` grid; the last one reaches the edge."""
-    starts = sorted({s // multiple * multiple for s in _tile_starts(size, tile, overlap)})
+    starts = sorted({s // multiple * multiple for s in window_starts(size, tile, tile - overlap)})
     return [(s, size if i == len(starts) - 1 else min(s + tile, size)) for i, s in enumerate(starts)]
 
 
