@@ -90,7 +90,7 @@ def test_item_shapes_ranges_and_key(store: Path) -> None:
 
 
 def test_flows_match_motion_with_poc_scaling_intra_and_clip_ends(store: Path) -> None:
-    ds = CodingPriorDataset(store, "train", clip_len=T, mode="test")
+    ds = CodingPriorDataset(store, "train", clip_len=T, mode="test", flow="scaled")
     item = ds[0]
     valid = item["flow_valid"]
     # intra blocks have no flow; the clip ends have no neighbour inside the clip

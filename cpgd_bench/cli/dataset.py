@@ -11,20 +11,22 @@ from typing import Any, TypeVar
 import click
 import yaml
 
-from cpgd_bench.codec.errors import CodecError
 from cpgd_bench.sources import SourceError, get_source, source_names
-from cpgd_bench.store import StoreError, export_h5, format_info, store_info, verify_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 REAL_DATASETS = ("gopro", "dvd", "hqvideo")
+ROOTLESS = ("sample", "realclips")  # sources that need no --root
 
 
 def _user_errors(func: F) -> F:
     """Turn expected user mistakes into one-line click errors."""
-    from cpgd_bench.build import BuildError
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from cpgd_bench.build import BuildError
+        from cpgd_bench.codec.errors import CodecError
+        from cpgd_bench.store import StoreError
+
         try:
             return func(*args, **kwargs)
         except (StoreError, SourceError, CodecError, BuildError) as e:
@@ -55,7 +57,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _source(name: str, root: Path | None, options: tuple[str, ...]) -> Any:
-    if name != "sample" and root is None:
+    if name not in ROOTLESS and root is None:
         raise click.UsageError(f"dataset {name} needs --root (the folder holding it; see `cpgd-bench dataset check`)")
     return get_source(name, root=root, **_parse_options(options))
 
@@ -143,7 +145,7 @@ def build_all(data_root: Path, stores: Path, only: str, profile: str, workdir: P
 
 
 @dataset.command()
-@click.argument("name", type=click.Choice([n for n in source_names() if n != "sample"]))
+@click.argument("name", type=click.Choice([n for n in source_names() if n not in ROOTLESS]))
 @click.option("--root", required=True, type=click.Path(exists=True, path_type=Path), help="Dataset root dir.")
 @click.option("--option", "-o", "options", multiple=True, help=_OPTION_HELP)
 @_user_errors
@@ -180,6 +182,8 @@ def download(name: str, data_root: Path) -> None:
 @_user_errors
 def info(store: Path, as_json: bool) -> None:
     """Summarise STORE: provenance and one line per sequence."""
+    from cpgd_bench.store import format_info, store_info
+
     summary = store_info(store)
     click.echo(json.dumps(summary, indent=2) if as_json else format_info(summary))
 
@@ -190,6 +194,8 @@ def info(store: Path, as_json: bool) -> None:
 @_user_errors
 def verify(store: Path, no_checksums: bool) -> None:
     """Check STORE's arrays, dtypes, shapes, counts and checksums; exit 1 on any problem."""
+    from cpgd_bench.store import verify_store
+
     report = verify_store(store, checksums=not no_checksums, progress=True)
     for line in report.warnings:
         click.echo(f"warning: {line}", err=True)
@@ -208,6 +214,8 @@ def verify(store: Path, no_checksums: bool) -> None:
 @_user_errors
 def export(store: Path, fmt: str, out: Path) -> None:
     """Export STORE to another format (HDF5: same /split/sequence/array layout)."""
+    from cpgd_bench.store import export_h5
+
     click.echo(f"wrote {export_h5(store, out, progress=True)}")
 
 
@@ -224,3 +232,27 @@ def show(store: Path, split: str, sequence: str, frames: str | None, out: Path) 
     from cpgd_bench.viz.show import show_sequence
 
     click.echo(show_sequence(store, split, sequence, out, frames).format())
+
+
+@dataset.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--split", help="Only this split (default: every split).")
+@click.option("--flow", default="composed", show_default=True, type=click.Choice(["composed", "scaled"]),
+              help="Flow method measured (cpgd_bench.data.flow).")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table as CSV.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write it as JSON.")
+@click.option("--no-record", is_flag=True, help="Do not write the summary into the store's root attributes.")
+@_user_errors
+def quality(store: Path, split: str | None, flow: str, csv_out: Path | None, json_out: Path | None,
+            no_record: bool) -> None:  # fmt: skip
+    """Warp error of STORE's MV flows vs zero motion vs DIS optical flow, per sequence and direction."""
+    from cpgd_bench.data.quality import format_table, store_quality, to_csv, write_summary
+
+    rows = store_quality(store, split, flow)
+    click.echo(format_table(rows))
+    if csv_out:
+        csv_out.write_text(to_csv(rows))
+    if json_out:
+        json_out.write_text(json.dumps(rows, indent=2))
+    if not no_record:
+        write_summary(store, rows, flow)

@@ -6,10 +6,11 @@ Each item is a dict of float32 tensors (T = ``clip_len``, h x w = crop or full f
   (``input="blur"``); ``gt`` (T, 3, h, w) in [0, 1]: the sharp frames (only when every sequence of
   the split has them);
 * ``flow_prev`` / ``flow_next`` (T, 2, h, w): per-pixel motion in pixels, channels (x, y), to the
-  previous / next frame in clip order, ``grid_sample`` direction (see :mod:`cpgd_bench.data.flow`);
-* ``flow_valid`` (T, 2, h, w): 1 where the flow exists (channel 0 prev, 1 next); 0 for intra
-  blocks, for blocks without a reference in that direction, and at the clip ends (frame 0 has no
-  previous frame in the clip, the last frame no next);
+  previous / next frame in clip order, ``grid_sample`` direction, by method ``flow`` (default
+  ``"composed"``, or ``"scaled"``: see :mod:`cpgd_bench.data.flow`), from the MVs inside the clip;
+* ``flow_valid`` (T, 2, h, w): 1 where the flow exists (channel 0 prev, 1 next); 0 where the
+  bitstream gives none (the method's rules), and at the clip ends (frame 0 has no previous frame in
+  the clip, the last frame no next);
 * ``residual`` (T, 1, h, w): the luma coding residual r (codec bit depth b) normalised as
   ``clip((r + 2**(b-1)) / 2**b, 0, 1)`` -- signed, 0.5 means no residual (b = 10: (r + 512) / 1024);
 * ``key``: ``{"sequence": "split/name", "frames": LongTensor (T,)}`` (frame indices in clip order).
@@ -39,7 +40,7 @@ import zarr
 from torch.utils.data import Dataset
 
 from cpgd_bench.data import augment as aug
-from cpgd_bench.data.flow import block_flows, upsample_blocks
+from cpgd_bench.data.flow import DEFAULT_FLOW, FLOW_METHODS, block_flows, upsample_blocks, upsample_flows
 from cpgd_bench.store import StoreError, open_store
 from cpgd_bench.store.reader import open_array, open_root, read_frames
 
@@ -80,6 +81,7 @@ class CodingPriorDataset(Dataset):
         mode: str = "train",
         stride: int | None = None,
         checksums: bool = True,
+        flow: str = DEFAULT_FLOW,
     ) -> None:
         opened = open_store(store)  # one-line StoreError: missing store, old format
         self.store_path = opened.path
@@ -89,13 +91,15 @@ class CodingPriorDataset(Dataset):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if input not in INPUTS:
             raise ValueError(f"input must be one of {INPUTS}, got {input!r}")
+        if flow not in FLOW_METHODS:
+            raise ValueError(f"flow must be one of {FLOW_METHODS}, got {flow!r}")
         if clip_len < 1:
             raise ValueError(f"clip_len must be >= 1, got {clip_len}")
         if mode == "train" and crop is not None and (crop < 4 or crop % 4):
             raise ValueError(f"crop must be a positive multiple of 4 (the MV block size), got {crop}")
         if not names:
             raise StoreError(f"split {split!r} of store {store} holds no sequences; rebuild the store")
-        self.clip_len, self.input, self.mode, self.checksums = clip_len, input, mode, checksums
+        self.clip_len, self.input, self.mode, self.checksums, self.flow = clip_len, input, mode, checksums, flow
         self.crop = crop if mode == "train" else None
         self.augment = augment and mode == "train"
         self.sequences = [self._describe(opened.group(split, name), name) for name in names]
@@ -168,7 +172,7 @@ class CodingPriorDataset(Dataset):
         y0, x0, h, w = self._origin(seq)
         pixels = (slice(t0, t1), slice(y0, y0 + h), slice(x0, x0 + w))
         grid = (slice(t0, t1), slice(None), slice(y0 // 4, -(-(y0 + h) // 4)), slice(x0 // 4, -(-(x0 + w) // 4)))
-        flows, valid = block_flows(self._read(seq.name, "mv", grid), self._read(seq.name, "mv_ref", grid))
+        flows, valid = block_flows(self._read(seq.name, "mv", grid), self._read(seq.name, "mv_ref", grid), self.flow)
         valid[0, 0] = False  # no previous / next frame inside the clip
         valid[-1, 1] = False
         clip = {  # (T, C, H, W) views; flows and validity still on the 4x4 block grid
@@ -189,8 +193,8 @@ class CodingPriorDataset(Dataset):
                 clip, frames = aug.reverse(clip), frames.flip(0)
         item: dict[str, Any] = {
             "lq": _scaled(clip["lq"], 1.0 / 255.0),
-            "flow_prev": _dense(clip["flow_prev"], h, w),
-            "flow_next": _dense(clip["flow_next"], h, w),
+            "flow_prev": torch.from_numpy(upsample_flows(clip["flow_prev"], h, w, self.flow)),
+            "flow_next": torch.from_numpy(upsample_flows(clip["flow_next"], h, w, self.flow)),
             "flow_valid": _dense(clip["flow_valid"], h, w),
             "residual": normalize_residual(clip["residual"], seq.bit_depth),
         }

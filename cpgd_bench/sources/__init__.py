@@ -18,6 +18,7 @@ _SOURCES = {
     "dvd": "cpgd_bench.sources.dvd:DVDSource",
     "hqvideo": "cpgd_bench.sources.hqvideo:HQVideoSource",
     "folder": "cpgd_bench.sources.folder:FolderSource",
+    "realclips": "cpgd_bench.sources.realclips:RealClipsSource",
 }
 
 

@@ -1,0 +1,72 @@
+"""Cost of the flow methods in the loader: ms per 720p frame, "composed" (default) vs "scaled", side by side.
+
+One 720p sequence (24 frames, default profile) in a store; CodingPriorDataset reads the same items with
+``flow="scaled"`` and ``flow="composed"``, alternating item by item (which one goes first alternates
+too), in two settings: full 1280x720 frames (``mode="test"``, 7-frame windows, stride 1) and
+7x256x256 training crops. Reported per setting: the median over rounds of the read time per frame
+and the composed/scaled ratio of the summed times (target: at most 1.20).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.bench_codec import _clip
+from benchmarks.bench_loader import _write
+from cpgd_bench.codec import extract_priors, load_profile
+from cpgd_bench.data import CodingPriorDataset
+
+CLIP_LEN, CROP, ITEMS, ROUNDS = 7, 256, 12, 5
+
+
+def _side_by_side(make: Any) -> dict:
+    """Per-frame read times (ms) of the two methods on the same items, and their ratio, median over rounds."""
+    loaders = {flow: make(flow) for flow in ("scaled", "composed")}
+    order = torch.randperm(len(loaders["scaled"]), generator=torch.Generator().manual_seed(0))[:ITEMS].tolist()
+    for ds in loaders.values():
+        ds[order[0]]  # open files, warm caches
+    per_frame: dict[str, list[float]] = {"scaled": [], "composed": []}
+    ratios = []
+    for r in range(ROUNDS):
+        spent = dict.fromkeys(loaders, 0.0)
+        for k, i in enumerate(order):
+            pair = list(loaders.items())
+            for name, ds in pair if (k + r) % 2 else pair[::-1]:
+                torch.manual_seed(i)
+                start = time.perf_counter()
+                ds[i]
+                spent[name] += time.perf_counter() - start
+        for name, s in spent.items():
+            per_frame[name].append(1000 * s / (ITEMS * CLIP_LEN))
+        ratios.append(spent["composed"] / spent["scaled"])
+    return {
+        "scaled_ms_per_frame": round(statistics.median(per_frame["scaled"]), 2),
+        "composed_ms_per_frame": round(statistics.median(per_frame["composed"]), 2),
+        "composed_over_scaled_median": round(statistics.median(ratios), 3),
+        "composed_over_scaled_range": [round(min(ratios), 3), round(max(ratios), 3)],
+    }
+
+
+def run() -> dict:
+    frames = _clip()[:24]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        coded = extract_priors(frames, load_profile(), workdir=tmp_path, name="bench")
+        store = tmp_path / "bench.zarr"
+        _write(store, {**coded.arrays(), "blur": frames, "sharp": frames}, coded.attrs)
+        full = _side_by_side(
+            lambda flow: CodingPriorDataset(store, "train", clip_len=CLIP_LEN, mode="test", stride=1, flow=flow)
+        )
+        crops = _side_by_side(lambda flow: CodingPriorDataset(store, "train", clip_len=CLIP_LEN, crop=CROP, flow=flow))
+    return {
+        "frames": "1280x720, 24 frames, default profile",
+        "full_frame": full,
+        "crop_256": crops,
+        "target_slowdown": 1.20,
+    }
