@@ -9,10 +9,6 @@ from typing import Any, TypeVar
 
 import click
 
-from cpgd_bench.eval.results import RunError
-from cpgd_bench.models.registry import ModelError
-from cpgd_bench.store import StoreError
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -21,7 +17,10 @@ def _user_errors(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from cpgd_bench.eval.results import RunError
+        from cpgd_bench.models.registry import ModelError
         from cpgd_bench.report import ReportError
+        from cpgd_bench.store import StoreError
 
         errors: tuple[type[BaseException], ...] = (StoreError, ModelError, RunError, ReportError)
         try:

@@ -10,9 +10,6 @@ from typing import Any, TypeVar
 
 import click
 
-from cpgd_bench.metrics.errors import MetricInputError, ProtocolError, UnknownMetricError, WeightsError
-from cpgd_bench.store import StoreError
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -21,6 +18,9 @@ def metric_user_errors(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from cpgd_bench.metrics.errors import MetricInputError, ProtocolError, UnknownMetricError, WeightsError
+        from cpgd_bench.store import StoreError
+
         try:
             return func(*args, **kwargs)
         except (MetricInputError, ProtocolError, UnknownMetricError, WeightsError, StoreError) as e:
