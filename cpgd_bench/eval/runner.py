@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import zarr
+from tqdm import tqdm
 
 from cpgd_bench.data import CodingPriorDataset
 from cpgd_bench.eval import results as rs
@@ -63,29 +64,31 @@ def predict(model: Restorer, store: Path, split: str, out: Path, progress: bool 
     reader = _WindowReader(store, split)
     root = zarr.open_group(out, mode="w", zarr_format=3)
     group = root.create_group(split)
-    frames_done, seconds = 0, 0.0
-    for i, seq in enumerate(reader.sequences):
-        pred = group.create_group(seq.name).create_array(
-            "pred", shape=(seq.frames, seq.height, seq.width, 3), chunks=(1, seq.height, seq.width, 3), dtype="uint8"
-        )
-        for win in temporal_windows(seq.frames, model.window, model.overlap):
-            item = reader.read(i, win.start, win.end - win.start)
-            clip = {k: v for k, v in item.items() if k not in ("key", "gt")}
-            t0 = time.perf_counter()
-            restored = model.restore(clip)
-            seconds += time.perf_counter() - t0
-            if restored.shape != clip["lq"].shape:
-                raise rs.RunError(
-                    f"model {model.name} returned {tuple(restored.shape)} for a clip of {tuple(clip['lq'].shape)}; "
-                    "a Restorer must keep (T, 3, H, W)"
-                )
-            keep = slice(win.keep_start - win.start, win.keep_end - win.start)
-            pred[win.keep_start:win.keep_end] = to_uint8(restored[keep])
-        frames_done += seq.frames
-        if progress:
-            print(f"  {split}/{seq.name}: {seq.frames} frames restored", flush=True)
-    return {"frames": frames_done, "inference_seconds": round(seconds, 3),
-            "frames_per_second": round(frames_done / seconds, 3) if seconds else None}
+    seconds = 0.0
+    total = sum(seq.frames for seq in reader.sequences)
+    with tqdm(total=total, desc=f"restore {split}", unit="frame", disable=not progress) as bar:
+        for i, seq in enumerate(reader.sequences):
+            bar.set_postfix_str(seq.name)
+            pred = group.create_group(seq.name).create_array(
+                "pred", shape=(seq.frames, seq.height, seq.width, 3), chunks=(1, seq.height, seq.width, 3),
+                dtype="uint8",
+            )
+            for win in temporal_windows(seq.frames, model.window, model.overlap):
+                item = reader.read(i, win.start, win.end - win.start)
+                clip = {k: v for k, v in item.items() if k not in ("key", "gt")}
+                t0 = time.perf_counter()
+                restored = model.restore(clip)
+                seconds += time.perf_counter() - t0
+                if restored.shape != clip["lq"].shape:
+                    raise rs.RunError(
+                        f"model {model.name} returned {tuple(restored.shape)} for a clip of "
+                        f"{tuple(clip['lq'].shape)}; a Restorer must keep (T, 3, H, W)"
+                    )
+                keep = slice(win.keep_start - win.start, win.keep_end - win.start)
+                pred[win.keep_start:win.keep_end] = to_uint8(restored[keep])
+                bar.update(win.keep_end - win.keep_start)
+    return {"frames": total, "inference_seconds": round(seconds, 3),
+            "frames_per_second": round(total / seconds, 3) if seconds else None}
 
 
 def run_model(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
 from cpgd_bench.metrics.protocol import Protocol, load_protocol
 from cpgd_bench.metrics.scoring import score_predictions
@@ -33,8 +34,10 @@ def protocol_sensitivity(
     array: str = "pred",
     others: list[str] | None = None,
     device: str | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
-    """PSNR/SSIM under ``protocol`` and each variation that changes it, with the change from the base row."""
+    """PSNR/SSIM under ``protocol`` and each variation that changes it, with the change from the base row
+    (``progress``: a bar on stderr, one step per protocol scored)."""
     base = load_protocol(protocol)
     variants: list[tuple[str, Protocol]] = [(f"{base.name} (base)", base)]
     for label, change in VARIATIONS:
@@ -43,7 +46,7 @@ def protocol_sensitivity(
             variants.append((label, variant))
     variants += [(f"protocol {name}", load_protocol(name)) for name in others or []]
     rows = []
-    for label, proto in variants:
+    for label, proto in tqdm(variants, desc="sensitivity", unit="protocol", disable=not progress):
         result = score_predictions(
             predictions, store, split, proto, metrics=["psnr", "ssim"], device=device, progress=False, array=array
         )
