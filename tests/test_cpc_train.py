@@ -13,7 +13,7 @@ from cpgd_bench.models.cpgd.cpc import CPCModel
 from cpgd_bench.models.cpgd.cpc_configs import TINY
 from cpgd_bench.models.cpgd.cpc_controlnet import build_controlnet
 from cpgd_bench.models.cpgd.weights import load_control
-from cpgd_bench.train.cpc import CPCTrainConfigError, eps_loss, load_config, noise_schedule, prepare_batch, train
+from cpgd_bench.train.cpc import TrainConfigError, eps_loss, load_config, noise_schedule, prepare_batch, train
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,13 +84,16 @@ def test_configs(tmp_path: Path) -> None:
     assert load_config(ROOT / "manifests" / "train" / "cpc-tiny.yaml")["model"]["arch"] == "tiny-random"
     bad = tmp_path / "bad.yaml"
     bad.write_text("stage: cpc\noptim: {learning_rate: 1}\n")
-    with pytest.raises(CPCTrainConfigError, match="unknown optim.learning_rate"):
+    with pytest.raises(TrainConfigError, match="unknown optim.learning_rate"):
         load_config(bad)
     bad.write_text("stage: cpc\ndata: {crop: 100}\n")
-    with pytest.raises(CPCTrainConfigError, match="multiple of 64"):
+    with pytest.raises(TrainConfigError, match="multiple of 64"):
         load_config(bad)
-    with pytest.raises(CPCTrainConfigError, match="not found"):
+    with pytest.raises(TrainConfigError, match="not found"):
         load_config(tmp_path / "none.yaml")
+    bad.write_text("stage: cpfp\n")
+    with pytest.raises(TrainConfigError, match="is not a cpc training config"):
+        load_config(bad)
 
 
 def test_training_loop_on_the_sample_store(sample_store: Path, tmp_path: Path) -> None:
@@ -101,8 +104,10 @@ def test_training_loop_on_the_sample_store(sample_store: Path, tmp_path: Path) -
     assert [r["step"] for r in log] == [1, 2] and all(r["loss"] > 0 for r in log)
     branch = build_controlnet(CPCModel.random(TINY).unet)
     assert load_control(branch, final, TINY.unet) == []
-    with pytest.raises(CPCTrainConfigError, match="no .*last.pt"):
+    with pytest.raises(TrainConfigError, match="no .*last.pt"):
         train(config, sample_store, tmp_path / "fresh", resume=True, device="cpu")
+    with pytest.raises(TrainConfigError, match="already holds a run"):  # the one run-directory policy of both stages
+        train(config, sample_store, tmp_path, device="cpu", max_steps=1)
 
 
 def test_stage1_output_conditions_training(

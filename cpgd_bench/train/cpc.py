@@ -30,24 +30,26 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from diffusers import DDPMScheduler
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from cpgd_bench.data import CodingPriorDataset
 from cpgd_bench.data.degrade import DegradeConfig, degrade
+from cpgd_bench.models.cpgd.checkpoint import save_atomic
 from cpgd_bench.models.cpgd.cpc import CPCModel, coding_prior
 from cpgd_bench.models.cpgd.cpc_configs import ARCHS, PROMPT, VAE_FACTOR, CPCArch
 from cpgd_bench.models.cpgd.cpc_controlnet import build_controlnet
 from cpgd_bench.models.cpgd.weights import CONTROL_NAME, SD_NAMES, CPCWeightsError, find, load_control, load_sd
 from cpgd_bench.models.cpgd.weights import missing_message as _missing
 from cpgd_bench.models.registry import Restorer
+from cpgd_bench.train import base
+from cpgd_bench.train.base import TrainConfigError
 from cpgd_bench.train.distributed import TrainingError
 
 FORMAT = "cpgd-bench/cpc-1"
@@ -66,37 +68,13 @@ DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-class CPCTrainConfigError(ValueError):
-    """A CPC training config is missing, malformed or has unknown keys; the message names the file and key."""
-
-
 def load_config(path: Path) -> dict[str, Any]:
-    """The YAML config merged over :data:`DEFAULTS` (one level deep); unknown keys are one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise CPCTrainConfigError(f"training config {path} not found; see manifests/train/cpc-*.yaml")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise CPCTrainConfigError(f"training config {path} must be a YAML mapping")
-    if raw.pop("stage", "cpc") != "cpc":
-        raise CPCTrainConfigError(f"{path} is not a stage-2 (cpc) config")
-    config = json.loads(json.dumps(DEFAULTS))
-    for key, value in raw.items():
-        if key not in DEFAULTS:
-            raise CPCTrainConfigError(f"{path}: unknown key {key!r}; known: {', '.join(DEFAULTS)}")
-        if isinstance(DEFAULTS[key], dict) and key != "degrade":
-            if not isinstance(value, dict):
-                raise CPCTrainConfigError(f"{path}: {key!r} must be a mapping")
-            unknown = sorted(set(value) - set(DEFAULTS[key]))
-            if unknown:
-                raise CPCTrainConfigError(f"{path}: unknown {key}.{unknown[0]}; known: {', '.join(DEFAULTS[key])}")
-            config[key].update(value)
-        else:
-            config[key] = value
+    """The YAML config merged over :data:`DEFAULTS`; unknown keys, a bad arch or crop are one-line errors."""
+    config = base.load_config(path, DEFAULTS, "cpc", whole=("degrade",))
     if config["model"]["arch"] not in ARCHS:
-        raise CPCTrainConfigError(f"{path}: model.arch must be one of {sorted(ARCHS)}")
+        raise TrainConfigError(f"{path}: model.arch must be one of {sorted(ARCHS)}")
     if config["data"]["crop"] % (VAE_FACTOR * 8):
-        raise CPCTrainConfigError(f"{path}: data.crop must be a multiple of {VAE_FACTOR * 8}")
+        raise TrainConfigError(f"{path}: data.crop must be a multiple of {VAE_FACTOR * 8}")
     DegradeConfig(**config["degrade"])
     return config
 
@@ -135,21 +113,15 @@ class _HybridClips(Dataset):
         return item
 
 
-class _StepBatches(Sampler[list[tuple[int, int, bool]]]):
-    """Batches for steps ``start..steps-1``, each a pure function of (seed, step): resume sees the same data."""
+def _draw(sizes: tuple[int, int], batch: int, ratio: float) -> Callable[[torch.Generator], list[tuple[int, int, bool]]]:
+    """A step's ``batch`` (item seed, clip index, HQ-style) triples: HQ-style with probability ``ratio``."""
 
-    def __init__(self, sizes: tuple[int, int], batch: int, ratio: float, seed: int, start: int, steps: int) -> None:
-        self.sizes, self.batch, self.ratio, self.seed, self.start, self.steps = sizes, batch, ratio, seed, start, steps
+    def draw(g: torch.Generator) -> list[tuple[int, int, bool]]:
+        hq = (torch.rand(batch, generator=g) < ratio).tolist()
+        seeds = torch.randint(2**62, (batch,), generator=g).tolist()
+        return [(s, int(torch.randint(sizes[h], (), generator=g)), h) for s, h in zip(seeds, hq, strict=True)]
 
-    def __len__(self) -> int:
-        return max(self.steps - self.start, 0)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int, bool]]]:
-        for step in range(self.start, self.steps):
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-            hq = (torch.rand(self.batch, generator=g) < self.ratio).tolist()
-            seeds = torch.randint(2**62, (self.batch,), generator=g).tolist()
-            yield [(s, int(torch.randint(self.sizes[h], (), generator=g)), h) for s, h in zip(seeds, hq, strict=True)]
+    return draw
 
 
 def prepare_batch(model: CPCModel, batch: dict[str, torch.Tensor], prompt_ratio: float) -> dict[str, Any]:
@@ -201,13 +173,6 @@ def noise_schedule(arch: CPCArch) -> DDPMScheduler:
     )
 
 
-def _save(payload: dict[str, Any], path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def train(
     config: Path, store: Path, out: Path, resume: bool = False, device: str | None = None,
     max_steps: int | None = None,
@@ -215,23 +180,19 @@ def train(
     """Train the CPC control branch as ``config`` says on ``store``; returns ``out/final.pt``."""
     cfg = load_config(config)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise CPCTrainConfigError("multi-process (torchrun) training of cpc is not implemented; run one process")
+        raise TrainConfigError("multi-process (torchrun) training of cpc is not implemented; run one process")
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(out)
-    last = out / "last.pt"
-    if resume and not last.is_file():
-        raise CPCTrainConfigError(f"--resume: no {last}; run without --resume to start")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    last = base.open_run(out, resume, cfg, "cpc")
     data, hybrid = cfg["data"], cfg["hybrid"]
     deblur = CodingPriorDataset(store, data["split"], data["clip_len"], data["crop"], data["input"], data["augment"])
     hq = CodingPriorDataset(hybrid["store"] or store, hybrid["split"], data["clip_len"], data["crop"], data["input"],
                             data["augment"])
     for name, ds in (("store", deblur), ("hybrid store", hq)):
         if not ds.has_gt:
-            raise CPCTrainConfigError(f"{name} {ds.store_path} split {ds.split!r} has no sharp frames to train on")
+            raise TrainConfigError(f"{name} {ds.store_path} split {ds.split!r} has no sharp frames to train on")
     model = build_model(cfg).to(dev)
     if cfg["model"]["gradient_checkpointing"]:
         model.enable_gradient_checkpointing()
@@ -246,7 +207,8 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
     steps = min(cfg["optim"]["steps"], max_steps) if max_steps else cfg["optim"]["steps"]
-    sampler = _StepBatches((len(deblur), len(hq)), data["batch_size"], hybrid["ratio"], cfg["seed"], start, steps)
+    sampler = base.StepBatches(_draw((len(deblur), len(hq)), data["batch_size"], hybrid["ratio"]), cfg["seed"], start,
+                               steps)  # fmt: skip
     loader = DataLoader(_HybridClips(deblur, hq, DegradeConfig(**cfg["degrade"])), batch_sampler=sampler,
                         num_workers=data["workers"], persistent_workers=False)
     schedule = noise_schedule(model.arch)
@@ -267,11 +229,11 @@ def train(
                 raise TrainingError(f"loss became {loss} at step {step}; lower optim.lr in {config}")
             log.write(json.dumps({"step": step, "loss": loss, "lr": cfg["optim"]["lr"]}) + "\n")
             if step % cfg["checkpoint_every"] == 0 or step == steps:
-                _save({"controlnet": model.controlnet.state_dict(), "optimizer": optimizer.state_dict(), "step": step},
-                      last)
+                save_atomic({"controlnet": model.controlnet.state_dict(), "optimizer": optimizer.state_dict(),
+                             "step": step}, last)  # fmt: skip
     weights = {"format": FORMAT, "arch": model.arch.name, "separate_qm": cfg["model"]["separate_qm"],
                "controlnet": model.controlnet.state_dict(), "step": step}
-    return _save(weights, out / "final.pt")
+    return save_atomic(weights, out / "final.pt")
 
 
 def _stage1(weights: str | None, device: torch.device) -> Restorer | None:

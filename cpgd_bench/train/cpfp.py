@@ -23,21 +23,22 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from cpgd_bench.data import CodingPriorDataset
 from cpgd_bench.models.cpgd.alignment import load_raft_weights
 from cpgd_bench.models.cpgd.checkpoint import read_payload, save_atomic, weights_payload
 from cpgd_bench.models.cpgd.cpfp import CPFP, CPFPConfig
+from cpgd_bench.train import base
+from cpgd_bench.train.base import TrainConfigError
 from cpgd_bench.train.distributed import DistContext, TrainingError
 
 PRIORS = ("flow_prev", "flow_next", "flow_valid", "residual")
@@ -54,33 +55,10 @@ DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-class TrainConfigError(ValueError):
-    """A training config is missing, malformed or has unknown keys; the message names the file and key."""
-
-
 def load_config(path: Path) -> dict[str, Any]:
-    """The YAML config at ``path`` merged over :data:`DEFAULTS` (one level deep); unknown keys are errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainConfigError(f"training config {path} not found; see manifests/train/ for examples")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise TrainConfigError(f"training config {path} must be a YAML mapping")
-    raw.pop("stage", None)
-    config = json.loads(json.dumps(DEFAULTS))
-    for key, value in raw.items():
-        if key not in DEFAULTS:
-            raise TrainConfigError(f"{path}: unknown key {key!r}; known: {', '.join(DEFAULTS)}")
-        if isinstance(DEFAULTS[key], dict) and key != "model":
-            if not isinstance(value, dict):
-                raise TrainConfigError(f"{path}: {key!r} must be a mapping")
-            unknown = sorted(set(value) - set(DEFAULTS[key]))
-            if unknown:
-                raise TrainConfigError(f"{path}: unknown {key}.{unknown[0]}; known: {', '.join(DEFAULTS[key])}")
-            config[key].update(value)
-        else:
-            config[key] = value
-    CPFPConfig.from_dict(config["model"])  # fail before any data is read
+    """The YAML config at ``path`` merged over :data:`DEFAULTS`; model options are checked before any data is read."""
+    config = base.load_config(path, DEFAULTS, "cpfp", whole=("model",))
+    CPFPConfig.from_dict(config["model"])
     return config
 
 
@@ -102,24 +80,17 @@ class _SeededClips(Dataset):
         return item
 
 
-class _StepBatches(Sampler[list[tuple[int, int]]]):
-    """Batches for steps ``start..steps-1``: step s draws ``batch`` clips from a generator seeded by (seed, s)."""
+def _draw(size: int, batch: int, rank: int, world: int) -> Callable[[torch.Generator], list[tuple[int, int]]]:
+    """This rank's share of a step's ``batch`` (item seed, clip index) pairs."""
+    per_rank = batch // world
+    mine = slice(rank * per_rank, (rank + 1) * per_rank)
 
-    def __init__(self, size: int, batch: int, seed: int, start: int, steps: int, rank: int, world: int) -> None:
-        self.size, self.batch, self.seed = size, batch, seed
-        self.start, self.steps, self.rank, self.world = start, steps, rank, world
+    def draw(g: torch.Generator) -> list[tuple[int, int]]:
+        indices = torch.randint(size, (batch,), generator=g).tolist()
+        seeds = torch.randint(2**62, (batch,), generator=g).tolist()
+        return list(zip(seeds[mine], indices[mine], strict=True))
 
-    def __len__(self) -> int:
-        return max(self.steps - self.start, 0)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        per_rank = self.batch // self.world
-        for step in range(self.start, self.steps):
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-            indices = torch.randint(self.size, (self.batch,), generator=g).tolist()
-            seeds = torch.randint(2**62, (self.batch,), generator=g).tolist()
-            mine = slice(self.rank * per_rank, (self.rank + 1) * per_rank)
-            yield list(zip(seeds[mine], indices[mine], strict=True))
+    return draw
 
 
 def psnr(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -201,26 +172,20 @@ def _train(
     optimizer = torch.optim.Adam(trainable, lr=optim["lr"], betas=tuple(optim["betas"]))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=optim["steps"], eta_min=optim["eta_min"])
     step = 0
-    last = out / "last.pt"
+    last = base.open_run(out, resume, cfg, "cpfp", ctx.is_main)
     if resume:
-        if not last.is_file():
-            raise TrainConfigError(f"--resume: no checkpoint {last}; drop --resume to start a new run")
         state = read_payload(last)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         step = int(state["step"])
-    elif last.exists():
-        raise TrainConfigError(f"{out} already holds a run (last.pt); pass --resume to continue it or pick --out")
     end = min(optim["steps"], max_steps) if max_steps is not None else optim["steps"]
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump({"stage": "cpfp", **cfg}, sort_keys=False))
 
     clips = CodingPriorDataset(store, data["split"], clip_len=data["clip_len"], crop=data["crop"],
                                input=data["input"], augment=data["augment"], mode="train")  # fmt: skip
-    batches = _StepBatches(len(clips), data["batch_size"], cfg["seed"], step, end, ctx.rank, ctx.world)
+    draw = _draw(len(clips), data["batch_size"], ctx.rank, ctx.world)
+    batches = base.StepBatches(draw, cfg["seed"], step, end)
     loader = DataLoader(_SeededClips(clips), batch_sampler=batches, num_workers=data["workers"],
                         persistent_workers=False, pin_memory=ctx.device.type == "cuda")  # fmt: skip
     net: torch.nn.Module = model
