@@ -18,14 +18,14 @@ system-deps:  ## apt packages: nasm for the codec build, chromium for the report
 install: system-deps  ## install the package with its dev extras (torch/torchvision from PyPI, unpinned)
 	$(PYTHON) -m pip install -q -e ".[dev]"
 
-codec:  ## patched FFmpeg 7.1.5 VVC decoder + vvc-dump (idempotent, ~1-2 min the first time)
-	bash codec/build.sh patched
+codec:  ## patched FFmpeg 7.1.5 VVC decoder + vvc-dump, in $CPGD_BENCH_HOME (idempotent, ~1-2 min the first time)
+	cpgd-bench codec build patched
 
 codec-reference:  ## unpatched FFmpeg 7.1.5 build, for the pixel-identity tests
-	bash codec/build.sh reference
+	cpgd-bench codec build reference
 
 codec-asan:  ## AddressSanitizer build of the patched decoder and dump tool
-	bash codec/build.sh asan
+	cpgd-bench codec build asan
 
 dataset: codec  ## build the sample store (and real datasets found under DATA_ROOT; DATASETS=, PROFILE= select)
 	cpgd-bench dataset build sample --out $(STORES)/sample.zarr --profile $(PROFILE) --jobs $(JOBS)
@@ -44,5 +44,5 @@ bench: codec  ## speed benchmarks (ratios measured in one run), written to bench
 lint:  ## ruff
 	ruff check cpgd_bench tests benchmarks
 
-clean:  ## remove build outputs (keeps data/)
-	rm -rf codec/build build *.egg-info .pytest_cache .ruff_cache
+clean:  ## remove build outputs (keeps data/ and the codec build in $CPGD_BENCH_HOME)
+	rm -rf build *.egg-info .pytest_cache .ruff_cache

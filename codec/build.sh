@@ -1,30 +1,31 @@
 #!/usr/bin/env bash
 # Build the patched FFmpeg VVC decoder (static, minimal) and the `vvc-dump` tool.
 #
-#   codec/build.sh [patched|reference|asan]     (default: patched)
+#   build.sh patched|reference|asan BUILD_DIR PATCH_DIR     (run by `cpgd-bench codec build`)
 #
-#   patched   : FFmpeg 7.1.5 + vvc_patches/*.patch -> codec/build/patched/bin/vvc-dump
-#   reference : FFmpeg 7.1.5 unpatched          -> codec/build/reference/bin/vvc-dump (pixels-only baseline)
-#   asan      : patched, built with -fsanitize=address -> codec/build/asan/bin/vvc-dump
+#   patched   : FFmpeg 7.1.5 + PATCH_DIR/*.patch -> BUILD_DIR/patched/bin/vvc-dump
+#   reference : FFmpeg 7.1.5 unpatched          -> BUILD_DIR/reference/bin/vvc-dump (pixels-only baseline)
+#   asan      : patched, built with -fsanitize=address -> BUILD_DIR/asan/bin/vvc-dump
 #
 # Idempotent: the FFmpeg libraries are rebuilt only when the source, the patches or the flags change (a stamp
 # holds their hash); the dump tool when its source is newer. Needs: a C compiler, make, nasm.
 set -euo pipefail
+usage="usage: build.sh patched|reference|asan BUILD_DIR PATCH_DIR"
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-variant=${1:-patched}
-build="$here/build"
+variant=${1:?$usage}
+build=${2:?$usage}
+patch_dir=${3:?$usage}
 jobs=${JOBS:-$(nproc)}
 
 case "$variant" in
   patched|reference) optflags=(); toolchain=() ;;
   asan) optflags=(--optflags="-O1 -g -fno-omit-frame-pointer"); toolchain=(--toolchain=gcc-asan) ;;
-  *) echo "usage: codec/build.sh [patched|reference|asan]" >&2; exit 2 ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
 command -v nasm >/dev/null || { echo "error: nasm not found; run: apt-get install -y nasm" >&2; exit 1; }
 
 patches=()
-[ "$variant" = reference ] || patches=("$root"/vvc_patches/*.patch)
+[ "$variant" = reference ] || patches=("$patch_dir"/*.patch)
 out="$build/$variant"
 prefix="$out/prefix"
 log="$out/build.log"
@@ -53,6 +54,7 @@ if [ "$(cat "$out/.lib-stamp" 2>/dev/null)" != "$lib_hash" ] || [ ! -f "$prefix/
     exit 1
   fi
   echo "$lib_hash" > "$out/.lib-stamp"
+  rm -rf "$src"  # the installed libraries are all the dump tool needs
 fi
 
 # 2. the dump tool (a second): rebuilt when its source is newer than the binary.
@@ -63,4 +65,3 @@ if [ ! -x "$tool" ] || [ "$here/vvc_dump.c" -nt "$tool" ] || [ "$prefix/lib/liba
   cc -O3 -g -ffp-contract=off -Wall -Wextra -Werror "${san[@]}" "${def[@]}" -I"$prefix/include" "$here/vvc_dump.c" -o "$tool" \
      "$prefix/lib/libavformat.a" "$prefix/lib/libavcodec.a" "$prefix/lib/libavutil.a" -lpthread -lm
 fi
-echo "codec ($variant): $tool"

@@ -8,6 +8,9 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
+from cpgd_bench import __version__
+
+#: The checkout this code runs from, when it runs from one (editable install or PYTHONPATH); see code_version.
 REPO = Path(__file__).resolve().parents[1]
 #: Environment variable naming a folder of weight files (metrics, SD, DiffBIR, ...).
 WEIGHTS_ENV = "CPGD_BENCH_WEIGHTS"
@@ -36,7 +39,7 @@ def sha256_file(path: Path) -> str:
     return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
-def git_commit(checkout: Path = REPO, mark_dirty: bool = True) -> str | None:
+def git_commit(checkout: Path, mark_dirty: bool = True) -> str | None:
     """``git rev-parse HEAD`` of ``checkout`` (``-dirty`` appended if tracked files changed), None outside git."""
     try:
         head, dirty = (
@@ -49,3 +52,10 @@ def git_commit(checkout: Path = REPO, mark_dirty: bool = True) -> str | None:
     if not head:
         return None
     return f"{head}-dirty" if dirty and mark_dirty else head
+
+
+def code_version() -> str:
+    """What code this is: the git commit of the checkout it runs from (see :func:`git_commit`), else (an installed
+    wheel, or no git) ``cpgd-bench <version>``."""
+    commit = git_commit(REPO) if (REPO / ".git").exists() else None
+    return commit or f"cpgd-bench {__version__}"

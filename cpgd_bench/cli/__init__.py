@@ -24,6 +24,7 @@ _COMMANDS = [
     "cpgd_bench.cli.weights:weights",
     "cpgd_bench.cli.train:train",
     "cpgd_bench.cli.baselines:baselines",
+    "cpgd_bench.cli.codec:codec",
 ]
 
 

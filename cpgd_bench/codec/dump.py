@@ -1,4 +1,4 @@
-"""Locate and run the patched-decoder dump tool (`make codec` builds it)."""
+"""Build, locate and run the patched-decoder dump tool (`cpgd-bench codec build`, `make codec`)."""
 
 from __future__ import annotations
 
@@ -11,28 +11,43 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from cpgd_bench import resources
+
 from .errors import CodecError
 from .records import DumpFrame, iter_records
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD_DIR = ROOT / "codec" / "build"
 PIPE_BYTES = 1 << 20
 
 
+def build_dump_tool(variant: str = "patched") -> Path:
+    """Build `vvc-dump` of ``variant`` (patched, reference, asan) into the user cache with the packaged
+    ``build.sh``; idempotent (only what changed is rebuilt). Returns the tool's path."""
+    script = resources.codec_sources() / "build.sh"
+    build_dir = resources.codec_build_dir()
+    if subprocess.run(["bash", str(script), variant, str(build_dir), str(resources.vvc_patches())]).returncode:
+        raise CodecError(f"codec build ({variant}) failed; see the messages above (build files in {build_dir})")
+    return _cached_tool(variant)
+
+
+def _cached_tool(variant: str) -> Path:
+    return resources.codec_build_dir() / variant / "bin" / "vvc-dump"
+
+
 def dump_tool_path(variant: str = "patched") -> Path:
-    """Path of `vvc-dump` (env CPGD_VVC_DUMP overrides the patched one); CodecError if not built."""
+    """Path of `vvc-dump` in the user cache ($CPGD_VVC_DUMP overrides the patched one); CodecError if not built."""
     env = os.environ.get("CPGD_VVC_DUMP")
-    path = Path(env) if env and variant == "patched" else BUILD_DIR / variant / "bin" / "vvc-dump"
+    path = Path(env) if env and variant == "patched" else _cached_tool(variant)
     if not path.is_file() or not os.access(path, os.X_OK):
         target = "codec" if variant == "patched" else f"codec-{variant}"
-        raise CodecError(f"VVC dump tool not found at {path}; build it with: make {target}")
+        raise CodecError(f"VVC dump tool not found at {path}; build it with: cpgd-bench codec build {variant} "
+                         f"(or make {target})")
     return path
 
 
 def patch_sha256() -> str:
     """sha256 over the vvc_patches/*.patch files, in order (recorded in every store)."""
     h = hashlib.sha256()
-    for p in sorted((ROOT / "vvc_patches").glob("*.patch")):
+    for p in sorted(resources.vvc_patches().glob("*.patch")):
         h.update(p.read_bytes())
     return h.hexdigest()
 

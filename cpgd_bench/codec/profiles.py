@@ -9,9 +9,11 @@ from pathlib import Path
 
 import yaml
 
+from cpgd_bench.resources import manifest
+
 from .errors import CodecError
 
-PROFILES_FILE = Path(__file__).resolve().parents[2] / "manifests" / "codec" / "profiles.yaml"
+PROFILES_FILE = manifest("codec", "profiles.yaml")
 
 
 @dataclass(frozen=True)

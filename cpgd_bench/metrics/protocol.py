@@ -20,9 +20,10 @@ import yaml
 
 from cpgd_bench.metrics.errors import ProtocolError
 from cpgd_bench.metrics.fidelity import rgb_to_y
+from cpgd_bench.resources import manifest
 from cpgd_bench.tiling import window_starts
 
-PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "manifests" / "protocols"
+PROTOCOL_DIR = manifest("protocols")
 COLOURS = ("rgb", "y")
 AVERAGES = ("frame", "sequence", "window")
 SSIM_VARIANTS = ("ssim", "ssim_skimage", "ssim_bsst")

@@ -26,7 +26,7 @@ from cpgd_bench.metrics.errors import MetricInputError, WeightsError
 from cpgd_bench.metrics.predictions import Predictions
 from cpgd_bench.metrics.protocol import COLOUR_METRICS, Protocol, load_protocol
 from cpgd_bench.metrics.registry import get_metric, metric_info
-from cpgd_bench.provenance import git_commit
+from cpgd_bench.provenance import code_version
 from cpgd_bench.store import CodingPriorStore, open_store
 from cpgd_bench.store.reader import read_frames
 
@@ -250,7 +250,7 @@ def score_predictions(
         "predictions": preds.describe(),
         "device": str(device),
         "versions": _versions([proto.metric_impl(m) for m in names]),
-        "code_commit": git_commit(),
+        "code_commit": code_version(),
     }
     return ScoreResult(per_frame, per_sequence, per_window, summary, provenance)
 

@@ -15,8 +15,9 @@ import yaml
 
 from cpgd_bench.metrics.errors import WeightsError
 from cpgd_bench.provenance import WEIGHTS_ENV, sha256_file, user_weight_dirs
+from cpgd_bench.resources import manifest
 
-WEIGHTS_FILE = Path(__file__).resolve().parents[2] / "manifests" / "weights.yaml"
+WEIGHTS_FILE = manifest("weights.yaml")
 ENV_VAR = WEIGHTS_ENV
 
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
+from cpgd_bench.resources import manifest
 from cpgd_bench.sources import SourceError
 
-MANIFEST_DIR = Path(__file__).resolve().parents[2] / "manifests" / "datasets"
+MANIFEST_DIR = manifest("datasets")
 
 
 class ManifestError(SourceError):

@@ -37,8 +37,9 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from cpgd_bench.models.cpgd.cpc_configs import CPCArch
 from cpgd_bench.models.registry import ModelError
 from cpgd_bench.provenance import sha256_file, user_weight_dirs
+from cpgd_bench.resources import manifest
 
-TABLE_FILE = Path(__file__).resolve().parents[3] / "manifests" / "weights-sd.yaml"
+TABLE_FILE = manifest("weights-sd.yaml")
 SD_NAMES = ("v2-1_512-ema-pruned.ckpt", "v2-1_512-ema-pruned.safetensors", "stable-diffusion-2-1-base")
 CONTROL_NAME = "v2.pth"
 _RESNET = (

@@ -1,0 +1,24 @@
+"""`cpgd-bench codec build`: the patched VVC decoder and its dump tool, built into the user cache."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def codec() -> None:
+    """The patched FFmpeg VVC decoder and `vvc-dump`, built in $CPGD_BENCH_HOME (default ~/.cache/cpgd-bench)."""
+
+
+@codec.command()
+@click.argument("variant", type=click.Choice(["patched", "reference", "asan"]), default="patched")
+def build(variant: str) -> None:
+    """Build VARIANT (patched; reference: unpatched, for pixel checks; asan: AddressSanitizer), once: a rerun
+    rebuilds only what changed. Needs a C compiler, make and nasm; prints where the tool is."""
+    from cpgd_bench.codec import CodecError, build_dump_tool
+
+    try:
+        tool = build_dump_tool(variant)
+    except CodecError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"vvc-dump ({variant}): {tool}")
