@@ -1,4 +1,8 @@
-"""One registry of metrics by name: direction, range, and a lazy factory (heavy libraries load on first use)."""
+"""One registry of metrics by name: direction, display, and a lazy factory (heavy libraries load on first use).
+
+Adding a metric is one :class:`MetricInfo` here plus its implementation; scoring, protocols and the
+leaderboard (title, arrow, decimals, ranking direction) all read this entry.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,14 @@ class MetricInfo:
     full_reference: bool
     needs_weights: bool
     description: str
+    title: str  # column title in tables and plots
+    decimals: int  # digits shown in leaderboards
+    unit: str = ""  # shown on plot axes
+
+    def label(self, unit: bool = False) -> str:
+        """``TITLE ↑`` / ``TITLE ↓`` (``unit``: ``PSNR (dB) ↑``)."""
+        shown = f"{self.title} ({self.unit})" if unit and self.unit else self.title
+        return f"{shown} {'↑' if self.higher_better else '↓'}"
 
 
 _REGISTRY: dict[str, MetricInfo] = {}
@@ -62,21 +74,24 @@ def get_metric(name: str, weights_dir: Path | None = None, device: str | torch.d
 
 
 for _info in (
-    MetricInfo("psnr", "cpgd_bench.metrics.fidelity:PSNR", True, True, False, "PSNR in dB, 10*log10(1/MSE)"),
+    MetricInfo("psnr", "cpgd_bench.metrics.fidelity:PSNR", True, True, False, "PSNR in dB, 10*log10(1/MSE)",
+               "PSNR", 2, "dB"),
     MetricInfo(
         "ssim", "cpgd_bench.metrics.fidelity:SSIM", True, True, False,
-        "SSIM, MATLAB/BasicSR style: per channel, 11x11 Gaussian sigma 1.5, valid borders",
+        "SSIM, MATLAB/BasicSR style: per channel, 11x11 Gaussian sigma 1.5, valid borders", "SSIM", 4,
     ),
     MetricInfo(
         "ssim_skimage", "cpgd_bench.metrics.fidelity:SSIM", True, True, False,
-        "SSIM of scikit-image with its defaults (7x7 uniform window, sample covariance)",
+        "SSIM of scikit-image with its defaults (7x7 uniform window, sample covariance)", "SSIM (skimage)", 4,
     ),
     MetricInfo(
         "ssim_bsst", "cpgd_bench.metrics.fidelity:SSIM", True, True, False,
-        "SSIM of the CPGD/BSSTNet code (ssim_calculate): 3-D Gaussian sigma 1.5 over C x H x W",
+        "SSIM of the CPGD/BSSTNet code (ssim_calculate): 3-D Gaussian sigma 1.5 over C x H x W", "SSIM (BSST)", 4,
     ),
-    MetricInfo("lpips", "cpgd_bench.metrics.perceptual:LPIPS", False, True, True, "LPIPS v0.1, AlexNet"),
-    MetricInfo("niqe", "cpgd_bench.metrics.perceptual:NIQE", False, False, True, "NIQE (MATLAB pristine model)"),
-    MetricInfo("musiq", "cpgd_bench.metrics.perceptual:MUSIQ", True, False, True, "MUSIQ, KonIQ-10k checkpoint"),
-):
+    MetricInfo("lpips", "cpgd_bench.metrics.perceptual:LPIPS", False, True, True, "LPIPS v0.1, AlexNet", "LPIPS", 4),
+    MetricInfo("niqe", "cpgd_bench.metrics.perceptual:NIQE", False, False, True, "NIQE (MATLAB pristine model)",
+               "NIQE", 3),
+    MetricInfo("musiq", "cpgd_bench.metrics.perceptual:MUSIQ", True, False, True, "MUSIQ, KonIQ-10k checkpoint",
+               "MUSIQ", 3),
+):  # fmt: skip
     register_metric(_info)

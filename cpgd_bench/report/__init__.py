@@ -15,9 +15,10 @@ import json
 import re
 from pathlib import Path
 
+from cpgd_bench.metrics import metric_info
 from cpgd_bench.report.collect import ReportError, collect_runs, leaderboard_frame, load_reported
 from cpgd_bench.report.compare import build_comparisons, comparisons_html
-from cpgd_bench.report.plots import SHORT, Plot, caption, perception_distortion
+from cpgd_bench.report.plots import Plot, caption, perception_distortion
 from cpgd_bench.report.render import groups, html_table, html_text, markdown, row_label, sequence_table
 
 __all__ = ["ReportError", "build_report"]
@@ -49,7 +50,7 @@ def _paper_rows(rows, reported):  # noqa: ANN001, ANN202 - leaderboard rows
 
 def _why_missing(rows, y: str) -> str:  # noqa: ANN001 - leaderboard rows
     """Why no row of a table has metric ``y``."""
-    name = SHORT.get(y, y)
+    name = metric_info(y).title
     if rows["kind"].iloc[0] == "reported":
         return f"the paper's table gives no {name}"
     unscored = [str(r["run"]) for _, r in rows.iterrows() if y in str(r.get("missing") or "").split(",")]

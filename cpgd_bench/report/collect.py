@@ -16,11 +16,9 @@ import pandas as pd
 
 from cpgd_bench.eval import results as rs
 
-#: Display order of the metrics every table shows (others a run measured follow).
+#: Display order of the metrics every table shows (others a run measured follow); titles, decimals and
+#: directions come from the metric registry (``cpgd_bench.metrics.metric_info``).
 METRICS = ["psnr", "ssim", "lpips", "niqe", "musiq"]
-HIGHER_BETTER = {"psnr": True, "ssim": True, "lpips": False, "niqe": False, "musiq": True}
-DECIMALS = {"psnr": 2, "ssim": 4, "lpips": 4, "niqe": 3, "musiq": 3}
-TITLES = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "niqe": "NIQE", "musiq": "MUSIQ"}
 _TOLERANCE = 1e-6
 
 
@@ -37,15 +35,6 @@ class MeasuredRun:
     per_frame: pd.DataFrame
     per_sequence: pd.DataFrame
     row: dict[str, Any] = field(default_factory=dict)
-
-
-def higher_better(metric: str) -> bool:
-    """Whether larger is better for ``metric`` (the metrics registry decides for metrics beyond the table's)."""
-    if metric in HIGHER_BETTER:
-        return HIGHER_BETTER[metric]
-    from cpgd_bench.metrics import metric_info
-
-    return bool(metric_info(metric).higher_better)
 
 
 def protocol_label(scoring: dict[str, Any]) -> str:

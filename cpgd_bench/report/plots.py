@@ -27,10 +27,9 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
+from cpgd_bench.metrics import metric_info  # noqa: E402
 from cpgd_bench.report.render import row_label  # noqa: E402
 
-SHORT = {"psnr": "PSNR", "niqe": "NIQE", "musiq": "MUSIQ"}
-AXES = {"psnr": "PSNR (dB) ↑", "niqe": "NIQE ↓", "musiq": "MUSIQ ↑"}
 #: Label offsets from the point (points), nearest ring first; (dx, dy) directions with their text alignment.
 _RINGS = (5, 11, 19, 30)
 _DIRECTIONS = ((1, 1, "left", "bottom"), (1, -1, "left", "top"), (-1, 1, "right", "bottom"),
@@ -42,7 +41,7 @@ _MARKER = 36  # scatter size (points^2)
 
 def caption(y: str) -> str:
     """The short caption of a plot of ``y`` against PSNR, e.g. ``NIQE ↓ vs PSNR ↑``."""
-    return f"{AXES.get(y, y)} vs {AXES['psnr']}".replace(" (dB)", "")
+    return f"{metric_info(y).label()} vs {metric_info('psnr').label()}"
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,7 @@ def perception_distortion(rows: pd.DataFrame, labels: list[str], y: str, stem: P
     extra: list[tuple[str, float, float]] = []
     if reported is not None:
         extra, _ = _points(reported, [f"{row_label(r)} (paper)" for _, r in reported.iterrows()], y)
-    y_label = AXES.get(y, y)
+    x_label, y_label = metric_info("psnr").label(unit=True), metric_info(y).label(unit=True)
     # labels and titles come from run.json: "$" is text, never mathtext (which could fail to parse)
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cpgd-bench", "text.parse_math": False}):
         fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)
@@ -153,7 +152,7 @@ def perception_distortion(rows: pd.DataFrame, labels: list[str], y: str, stem: P
         for i, (_, px, py) in enumerate(extra):
             ax.scatter([px], [py], s=_MARKER, marker="s", facecolors="none", edgecolors="0.45", gid=f"reported-{i}",
                        zorder=3)
-        ax.set_xlabel(AXES["psnr"])
+        ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -166,4 +165,4 @@ def perception_distortion(rows: pd.DataFrame, labels: list[str], y: str, stem: P
         svg = stem.with_suffix(".svg")
         fig.savefig(svg, metadata={"Date": None})
         plt.close(fig)
-    return Plot(svg, title, caption(y), AXES["psnr"], y_label, points, skipped, keyed, unlabelled, extra)
+    return Plot(svg, title, caption(y), x_label, y_label, points, skipped, keyed, unlabelled, extra)

@@ -1,7 +1,7 @@
 """Leaderboard tables as Markdown and HTML: one table per dataset and protocol, measured apart from reported.
 
 Within a table, per metric, the best value is bold and the second best underlined (Markdown: italic);
-values are shown with fixed decimals per metric (``collect.DECIMALS``), '—' where not measured. Text taken
+values are shown with each metric's decimals from the metric registry, '—' where not measured. Text taken
 from run.json or reported.csv is put on one line without control characters and escaped (:func:`html_text`;
 :func:`md_text` also backslash-escapes Markdown punctuation), so no field can add markup or break a table.
 """
@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from cpgd_bench.report.collect import DECIMALS, TITLES, higher_better, metric_columns, ranks
+from cpgd_bench.metrics import metric_info
+from cpgd_bench.report.collect import metric_columns, ranks
 
 _MD_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
 
@@ -42,11 +43,11 @@ def fmt(metric: str, value: object) -> str:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "—"
-    return "—" if math.isnan(number) else f"{number:.{DECIMALS.get(metric, 4)}f}"
+    return "—" if math.isnan(number) else f"{number:.{metric_info(metric).decimals}f}"
 
 
 def title(metric: str) -> str:
-    return f"{TITLES.get(metric, metric)} {'↑' if higher_better(metric) else '↓'}"
+    return metric_info(metric).label()
 
 
 def groups(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
@@ -66,7 +67,7 @@ def _columns(rows: pd.DataFrame) -> list[str]:
 
 
 def _marks(rows: pd.DataFrame, metrics: list[str]) -> dict[str, dict[int, int]]:
-    return {m: ranks([float(v) for v in rows[m].astype(float)], higher_better(m)) for m in metrics}
+    return {m: ranks([float(v) for v in rows[m].astype(float)], metric_info(m).higher_better) for m in metrics}
 
 
 def _provenance(row: pd.Series) -> tuple[str, str]:
