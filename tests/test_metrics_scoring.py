@@ -19,7 +19,8 @@ import zarr
 from click.testing import CliRunner
 
 from cpgd_bench.cli import main
-from cpgd_bench.metrics import MetricInputError, WeightsError, get_metric, load_protocol, score_predictions
+from cpgd_bench.eval import score_predictions
+from cpgd_bench.metrics import MetricInputError, WeightsError, get_metric, load_protocol
 from cpgd_bench.metrics import weights as weights_module
 from cpgd_bench.metrics.fidelity import psnr as psnr_fn
 
@@ -239,7 +240,7 @@ def test_musiq_code_path_with_random_weights(tmp_path: Path, monkeypatch) -> Non
 
 
 def test_protocol_sensitivity_table(store) -> None:
-    from cpgd_bench.metrics.sensitivity import protocol_sensitivity, to_markdown
+    from cpgd_bench.eval.sensitivity import protocol_sensitivity, to_markdown
 
     path, _, _ = store
     table = protocol_sensitivity(path, path, "test", "cpgd-paper", array="decoded", others=["kair-matlab"])

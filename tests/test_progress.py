@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cpgd_bench.eval.runner import predict
-from cpgd_bench.metrics.sensitivity import protocol_sensitivity
+from cpgd_bench.eval.sensitivity import protocol_sensitivity
 from cpgd_bench.store import export_h5
 
 from .test_runner import WindowedIdentity

@@ -19,9 +19,9 @@ import zarr
 from click.testing import CliRunner
 
 from cpgd_bench.cli import main
+from cpgd_bench.eval import ScoreResult
 from cpgd_bench.eval import results as rs
 from cpgd_bench.eval.runner import predict, run_model
-from cpgd_bench.metrics import ScoreResult
 from cpgd_bench.models import registry
 from cpgd_bench.models.registry import Restorer, register_model
 
@@ -83,7 +83,7 @@ def fake_scorer(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
                 "code_commit": "abc123"}
         return ScoreResult(per_frame, per_sequence, windows, {"psnr": float(windows["psnr"].mean())}, prov)
 
-    monkeypatch.setattr("cpgd_bench.metrics.score_predictions", score)
+    monkeypatch.setattr("cpgd_bench.eval.scoring.score_predictions", score)
     return calls
 
 

@@ -58,13 +58,13 @@ def score(predictions: Path, store: Path, split: str, protocol: str | None, out:
           as_json: bool) -> None:
     """Score PREDICTIONS against the ground truth of STORE (per frame, per window, per sequence, summary)."""
     if sensitivity:
-        from cpgd_bench.metrics.sensitivity import protocol_sensitivity, to_markdown
+        from cpgd_bench.eval.sensitivity import protocol_sensitivity, to_markdown
 
         table = protocol_sensitivity(predictions, store, split, protocol, array=array, device=device,
                                      others=["kair-matlab"])
         click.echo(to_markdown(table))
         return
-    from cpgd_bench.metrics.scoring import json_number, score_predictions
+    from cpgd_bench.eval.scoring import json_number, score_predictions
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     result = score_predictions(predictions, store, split, protocol=protocol, metrics=names, weights_dir=weights_dir,

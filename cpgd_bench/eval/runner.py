@@ -3,7 +3,7 @@
 Each sequence is cut into temporal windows (:func:`cpgd_bench.tiling.temporal_windows` with the
 model's ``window``/``overlap``); each window is read as a test-mode :class:`CodingPriorDataset` clip
 (frames, MV flows, residuals: the same code training uses), restored, and its kept frames written to
-``predictions.zarr``. The predictions are then scored by :func:`cpgd_bench.metrics.score_predictions`
+``predictions.zarr``. The predictions are then scored by :func:`cpgd_bench.eval.score_predictions`
 and ``run.json`` records how everything was made. A finished run is not redone unless ``force``; a run
 that raised says ``"status": "failed"`` and the error. On a store without ground truth (``sharp``) only the
 no-reference metrics are scored (``RunResult.note`` says so); full-reference metrics alone fail before any work.
@@ -109,8 +109,8 @@ def run_model(
 ) -> RunResult:
     """Run ``model`` on ``split`` of ``store`` and score it into ``runs/<model>-<store>-<date>/``."""
     name = resolve_name(model).name  # unknown names fail here, before any work
-    from cpgd_bench.metrics import load_protocol, score_predictions
-    from cpgd_bench.metrics.scoring import scorable_metrics
+    from cpgd_bench.eval.scoring import scorable_metrics, score_predictions
+    from cpgd_bench.metrics import load_protocol
 
     store = Path(store)
     identity = rs.store_identity(store)  # one-line StoreError for a missing or stale store

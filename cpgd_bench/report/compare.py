@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 
 from cpgd_bench.eval import results as rs
+from cpgd_bench.eval.predictions import Predictions
 from cpgd_bench.metrics.errors import MetricInputError
-from cpgd_bench.metrics.predictions import Predictions
 from cpgd_bench.report.collect import MeasuredRun
 from cpgd_bench.report.render import fmt, title
 from cpgd_bench.store import StoreError, open_store

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from cpgd_bench.eval.scoring import score_predictions
 from cpgd_bench.metrics.protocol import Protocol, load_protocol
-from cpgd_bench.metrics.scoring import score_predictions
 
 #: (label, field changes) relative to the base protocol; a string names a whole other protocol.
 VARIATIONS: list[tuple[str, dict | str]] = [

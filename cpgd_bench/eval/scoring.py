@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cpgd_bench.eval.predictions import Predictions
 from cpgd_bench.metrics.base import Metric
 from cpgd_bench.metrics.errors import MetricInputError, WeightsError
-from cpgd_bench.metrics.predictions import Predictions
 from cpgd_bench.metrics.protocol import COLOUR_METRICS, Protocol, load_protocol
 from cpgd_bench.metrics.registry import get_metric, metric_info
 from cpgd_bench.provenance import code_version
