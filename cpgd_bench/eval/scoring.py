@@ -24,7 +24,7 @@ import torch
 from cpgd_bench.eval.predictions import Predictions
 from cpgd_bench.metrics.base import Metric
 from cpgd_bench.metrics.errors import MetricInputError, WeightsError
-from cpgd_bench.metrics.protocol import COLOUR_METRICS, Protocol, load_protocol
+from cpgd_bench.metrics.protocol import COLOUR_METRICS, Protocol, average_scores, load_protocol
 from cpgd_bench.metrics.registry import get_metric, metric_info
 from cpgd_bench.provenance import code_version
 from cpgd_bench.store import CodingPriorStore, open_store
@@ -153,30 +153,6 @@ def _score_batch(
     return scores
 
 
-def _mean(values: pd.Series) -> float:
-    return float(values.mean(skipna=False))
-
-
-def _aggregate(
-    per_frame: pd.DataFrame, windows: pd.DataFrame, metrics: list[str], average: str
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
-    """Per-window and per-sequence means and the protocol's summary (a NaN frame makes its means NaN)."""
-    merged = per_frame.merge(windows, on=["sequence", "frame"])
-    means = {m: (m, _mean) for m in metrics}
-    per_window = (
-        merged.groupby(["sequence", "window"], sort=False)
-        .agg(start=("frame", "min"), end=("frame", "max"), frames=("frame", "count"), **means)
-        .reset_index()
-    )
-    per_window["end"] += 1  # scored frames are [start, end)
-    base = per_window if average == "window" else merged
-    per_sequence = merged.groupby("sequence", sort=False).agg(frames=("frame", "count"))
-    per_sequence = per_sequence.join(base.groupby("sequence", sort=False).agg(**means)).reset_index()
-    table = {"frame": per_frame, "sequence": per_sequence, "window": per_window}[average]
-    summary = {m: _mean(table[m]) for m in metrics}
-    return per_window, per_sequence, summary
-
-
 def score_predictions(
     predictions: Path,
     store: Path,
@@ -232,7 +208,7 @@ def score_predictions(
             scores = _score_batch(proto, built, names, preds.read(seq, chunk), gt_block, device)
             rows += [{"sequence": seq, "frame": f, **{m: scores[m][k] for m in names}} for k, f in enumerate(chunk)]
     per_frame = pd.DataFrame(rows, columns=["sequence", "frame", *names])
-    per_window, per_sequence, summary = _aggregate(per_frame, pd.DataFrame(window_rows), names, proto.average)
+    per_window, per_sequence, summary = average_scores(per_frame, pd.DataFrame(window_rows), names, proto.average)
     provenance = {
         "protocol": proto.as_dict(),
         "metrics": {

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 import yaml
 
@@ -164,3 +165,36 @@ def load_protocol(name: str | None = None) -> Protocol:
     if not path.is_file():
         raise ProtocolError(f"unknown protocol {name!r}; known: {', '.join(protocol_names())}")
     return _read(path)
+
+
+def average_scores(
+    per_frame: pd.DataFrame, windows: pd.DataFrame, metrics: list[str], average: str
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Per-window and per-sequence means and the summary a protocol's ``average`` asks for.
+
+    ``per_frame`` has one row per scored (sequence, frame) with a column per metric; ``windows`` maps each
+    scored (sequence, frame) to its ``window``. A NaN frame makes every mean it enters NaN.
+    """
+    merged = per_frame.merge(windows, on=["sequence", "frame"])
+    means = {m: (m, _mean) for m in metrics}
+    per_window = (
+        merged.groupby(["sequence", "window"], sort=False)
+        .agg(start=("frame", "min"), end=("frame", "max"), frames=("frame", "count"), **means)
+        .reset_index()
+    )
+    per_window["end"] += 1  # scored frames are [start, end)
+    base = per_window if average == "window" else merged
+    per_sequence = merged.groupby("sequence", sort=False).agg(frames=("frame", "count"))
+    per_sequence = per_sequence.join(base.groupby("sequence", sort=False).agg(**means)).reset_index()
+    table = {"frame": per_frame, "sequence": per_sequence, "window": per_window}[average]
+    return per_window, per_sequence, {m: _mean(table[m]) for m in metrics}
+
+
+def window_members(per_window: pd.DataFrame) -> pd.DataFrame:
+    """(sequence, frame, window) rows of a per-window table's scored ranges ``[start, end)``."""
+    rows = [(w.sequence, f, w.window) for w in per_window.itertuples() for f in range(int(w.start), int(w.end))]
+    return pd.DataFrame(rows, columns=["sequence", "frame", "window"])
+
+
+def _mean(values: pd.Series) -> float:
+    return float(values.astype(float).mean(skipna=False))

@@ -1,8 +1,8 @@
 """Leaderboard rows: finished runs (measured) and the paper's tables (reported), never mixed.
 
 A measured row takes its numbers from the run's ``per_frame.csv``, averaged as the run's protocol says
-(over frames, sequences, or the windows in ``per_window.csv``) and checked against ``run.json``'s
-summary, so the leaderboard and the per-frame tables cannot disagree.
+(over frames, sequences, or the windows in ``per_window.csv``) by the scorer's own ``average_scores``, and
+checked against ``run.json``'s summary, so the leaderboard and the per-frame tables cannot disagree.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from cpgd_bench.eval import results as rs
+from cpgd_bench.metrics.protocol import average_scores, window_members
 
 #: Display order of the metrics every table shows (others a run measured follow); titles, decimals and
 #: directions come from the metric registry (``cpgd_bench.metrics.metric_info``).
@@ -45,22 +46,6 @@ def protocol_label(scoring: dict[str, Any]) -> str:
         return f"{name} v{version}" if version is not None else str(name)
     version = scoring.get("protocol_version")
     return f"{proto} v{version}" if version is not None else str(proto)
-
-
-def protocol_average(per_frame: pd.DataFrame, per_window: pd.DataFrame | None, metric: str, average: str) -> float:
-    """``metric`` averaged from the per-frame table as the protocol says: over frames, sequences or windows."""
-    column = per_frame[metric].astype(float)
-    if average == "frame":
-        return float(column.mean(skipna=False))
-    if average == "sequence":
-        return float(column.groupby(per_frame["sequence"], sort=False).mean().mean(skipna=False))
-    if per_window is None:
-        raise ReportError(f"protocol averages over windows but the run has no {rs.PER_WINDOW}; rerun with --force")
-    means = []
-    for win in per_window.itertuples():
-        inside = (per_frame["sequence"] == win.sequence) & per_frame["frame"].between(win.start, win.end - 1)
-        means.append(column[inside].mean(skipna=False))
-    return float(pd.Series(means, dtype=float).mean(skipna=False))
 
 
 def _checked(run_dir: Path, metric: str, summary: float | None, recomputed: float) -> float:
@@ -106,10 +91,16 @@ def load_run(run_dir: Path) -> MeasuredRun | None:
         "missing": ",".join(sorted(record.get("scoring", {}).get("missing", {}))),
     }
     average = record.get("scoring", {}).get("protocol", {}).get("average", "frame")
-    per_window = pd.read_csv(run_dir / rs.PER_WINDOW) if (run_dir / rs.PER_WINDOW).exists() else None
+    if (run_dir / rs.PER_WINDOW).exists():
+        windows = window_members(pd.read_csv(run_dir / rs.PER_WINDOW))
+    elif average == "window":
+        raise ReportError(f"{run_dir}: protocol averages over windows but the run has no {rs.PER_WINDOW}; rerun it "
+                          "with --force")  # fmt: skip
+    else:
+        windows = per_frame[["sequence", "frame"]].assign(window=0)
+    recomputed = average_scores(per_frame, windows, metrics, average)[2]  # the scorer's own averaging
     for metric in metrics:
-        value = protocol_average(per_frame, per_window, metric, average)
-        row[metric] = _checked(run_dir, metric, summary.get(metric), value)
+        row[metric] = _checked(run_dir, metric, summary.get(metric), recomputed[metric])
     return MeasuredRun(run_dir, record, per_frame, per_sequence, row)
 
 
