@@ -43,6 +43,7 @@ from cpgd_bench.data import augment as aug
 from cpgd_bench.data.flow import DEFAULT_FLOW, FLOW_METHODS, block_flows, upsample_blocks, upsample_flows
 from cpgd_bench.store import StoreError, open_store
 from cpgd_bench.store.reader import open_array, open_root, read_frames
+from cpgd_bench.tiling import window_starts
 
 INPUTS = ("decoded", "blur")
 MODES = ("train", "test")
@@ -114,10 +115,7 @@ class CodingPriorDataset(Dataset):
         step = stride or clip_len
         self.index: list[tuple[int, int]] = []
         for i, seq in enumerate(self.sequences):
-            last = seq.frames - clip_len
-            starts = list(range(last + 1)) if mode == "train" else list(range(0, last + 1, step))
-            if starts[-1] != last:
-                starts.append(last)
+            starts = window_starts(seq.frames, clip_len, 1 if mode == "train" else step)
             self.index += [(i, t0) for t0 in starts]
         self._arrays: dict[tuple[str, str], zarr.Array] = {}
         self._root: zarr.Group | None = None
