@@ -11,6 +11,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from cpgd_bench.store.schema import spec
+
 from .dump import decoder_version, patch_sha256, run_dump
 from .encode import StreamingEncoder, encode, encoder_version, pad_to_multiple
 from .errors import CodecError
@@ -60,12 +62,8 @@ class PriorStream:
         self._per_frame: dict[str, list[int]] = {}
 
     def _empty_block(self, n: int) -> dict[str, np.ndarray]:
-        h, w, h4, w4, h2, w2 = self._sizes()
-        shapes = {
-            "decoded": ((h, w, 3), np.uint8), "mv": ((2, h4, w4, 2), np.int16), "mv_ref": ((2, h4, w4), np.int16),
-            "residual": ((h, w), np.int16), "residual_cb": ((h2, w2), np.int16), "residual_cr": ((h2, w2), np.int16),
-        }  # fmt: skip
-        return {k: np.empty((n, *shape), dtype) for k, (shape, dtype) in shapes.items()}
+        """Uninitialised ``n``-frame arrays of :data:`BLOCK_ARRAYS`, shaped and typed as the store schema says."""
+        return {k: np.empty(spec(k).shape(n, self.height, self.width), spec(k).dtype) for k in BLOCK_ARRAYS}
 
     def _sizes(self) -> tuple[int, int, int, int, int, int]:
         """Luma H, W; 4x4-block grid H/4, W/4; chroma H/2, W/2 (rounded up)."""
@@ -122,8 +120,7 @@ class PriorStream:
 
     def per_frame(self) -> dict[str, np.ndarray]:
         """``poc`` (int32), ``slice_type`` (uint8) and ``qp`` (int8) per frame (after the iteration)."""
-        dtypes = {"poc": np.int32, "slice_type": np.uint8, "qp": np.int8}
-        return {k: np.asarray(v, dtypes[k]) for k, v in self._per_frame.items()}
+        return {k: np.asarray(v, spec(k).dtype) for k, v in self._per_frame.items()}
 
 
 def decode_priors(bitstream: Path, height: int, width: int, n_frames: int | None = None,
