@@ -18,10 +18,10 @@ FRAMES, HEIGHT, WIDTH, STEPS = 6, 720, 1280, 50
 def run() -> dict:
     if not torch.cuda.is_available():
         return {"status": "skipped: no GPU"}
-    from cpgd_bench.models.cpgd.cpc import CPCModel
-    from cpgd_bench.models.cpgd.cpc_configs import SD21_BASE
+    from cpgd_bench.models.cpgd.cpc.configs import SD21_BASE
+    from cpgd_bench.models.cpgd.cpc.model import CPCModel
+    from cpgd_bench.models.cpgd.cpc.sampler import tile_spans
     from cpgd_bench.models.cpgd.pipeline import SamplingOptions, cpc_restore
-    from cpgd_bench.models.cpgd.sampler import tile_spans
 
     device = torch.device("cuda")
     model = CPCModel.random(SD21_BASE).to(device, torch.float16).eval()

@@ -20,7 +20,7 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from cpgd_bench.models.cpgd.cpfp import CPFP, CPFPConfig
+from cpgd_bench.models.cpgd.cpfp.model import CPFP, CPFPConfig
 
 SIZE = (720, 1280)
 CPU_SIZE = (192, 320)
@@ -86,8 +86,8 @@ def seconds_per_frame(arch: dict[str, Any], device: torch.device, size: tuple[in
 
 
 def architectures() -> dict[str, dict[str, Any]]:
-    from cpgd_bench.models.cpgd.checkpoint import read_payload
-    from cpgd_bench.models.cpgd.restorer import demo_weights
+    from cpgd_bench.models.cpgd.cpfp.checkpoint import read_payload
+    from cpgd_bench.models.cpgd.cpfp.restorer import demo_weights
 
     paper = yaml.safe_load((ROOT / "manifests" / "train" / "cpfp-gopro.yaml").read_text())["model"]
     return {"demo": dict(read_payload(demo_weights())["arch"]), "paper-size": paper}

@@ -7,11 +7,11 @@ import copy
 import pytest
 import torch
 
-from cpgd_bench.models.cpgd import cpc_attention
-from cpgd_bench.models.cpgd.cpc import CPCModel, coding_prior
-from cpgd_bench.models.cpgd.cpc_attention import level_prior, self_attentions
-from cpgd_bench.models.cpgd.cpc_configs import TINY
-from cpgd_bench.models.cpgd.cpc_controlnet import build_controlnet, control_residuals
+from cpgd_bench.models.cpgd.cpc import attention as cpc_attention
+from cpgd_bench.models.cpgd.cpc.attention import level_prior, self_attentions
+from cpgd_bench.models.cpgd.cpc.configs import TINY
+from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet, control_residuals
+from cpgd_bench.models.cpgd.cpc.model import CPCModel, coding_prior
 
 torch.set_num_threads(1)
 H, W = 16, 24  # latent (128 x 192 px): non-square, so a wrong level size would show

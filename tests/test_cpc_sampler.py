@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from cpgd_bench.models.cpgd.cpc import CPCModel
-from cpgd_bench.models.cpgd.cpc_configs import SD21_BASE, TINY
-from cpgd_bench.models.cpgd.pipeline import STAGE1_ONLY, CPGDRestorer
-from cpgd_bench.models.cpgd.sampler import (
+from cpgd_bench.models.cpgd.cpc.configs import SD21_BASE, TINY
+from cpgd_bench.models.cpgd.cpc.model import CPCModel
+from cpgd_bench.models.cpgd.cpc.sampler import (
     gaussian_weights,
     make_scheduler,
     space_timesteps,
@@ -20,7 +19,8 @@ from cpgd_bench.models.cpgd.sampler import (
     tiled,
     wavelet_color_fix,
 )
-from cpgd_bench.models.cpgd.weights import diffusers_to_ldm
+from cpgd_bench.models.cpgd.cpc.weights import diffusers_to_ldm
+from cpgd_bench.models.cpgd.pipeline import STAGE1_ONLY, CPGDRestorer
 from cpgd_bench.models.input import InputRestorer
 from cpgd_bench.models.registry import get_model
 
@@ -149,7 +149,7 @@ def test_without_sd_weights_returns_stage1(tmp_path: Path, monkeypatch, caplog) 
 
 
 def test_sd_without_control_weights_is_a_one_line_error(weights: tuple[Path, Path], tmp_path: Path, monkeypatch):
-    from cpgd_bench.models.cpgd.weights import CPCWeightsError
+    from cpgd_bench.models.cpgd.cpc.weights import CPCWeightsError
 
     monkeypatch.delenv("CPGD_BENCH_WEIGHTS", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -159,8 +159,8 @@ def test_sd_without_control_weights_is_a_one_line_error(weights: tuple[Path, Pat
 
 
 def test_branch_trained_with_separate_qm_is_recognised(weights: tuple[Path, Path], tmp_path: Path) -> None:
-    from cpgd_bench.models.cpgd.cpc_attention import self_attentions
-    from cpgd_bench.models.cpgd.cpc_controlnet import build_controlnet
+    from cpgd_bench.models.cpgd.cpc.attention import self_attentions
+    from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet
 
     branch = build_controlnet(CPCModel.random(TINY).unet, coding_prior=True, separate_qm=True)
     torch.save({"controlnet": branch.state_dict()}, tmp_path / "final.pt")

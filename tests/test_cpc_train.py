@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from cpgd_bench.data.degrade import DegradeConfig, degrade, gaussian_kernel
-from cpgd_bench.models.cpgd.cpc import CPCModel
-from cpgd_bench.models.cpgd.cpc_configs import TINY
-from cpgd_bench.models.cpgd.cpc_controlnet import build_controlnet
-from cpgd_bench.models.cpgd.weights import load_control
+from cpgd_bench.models.cpgd.cpc.configs import TINY
+from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet
+from cpgd_bench.models.cpgd.cpc.model import CPCModel
+from cpgd_bench.models.cpgd.cpc.weights import load_control
 from cpgd_bench.train.cpc import TrainConfigError, eps_loss, load_config, noise_schedule, prepare_batch, train
 
 torch.set_num_threads(1)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 
-from cpgd_bench.models.cpgd.cpc import CPCModel
-from cpgd_bench.models.cpgd.cpc_configs import TINY
-from cpgd_bench.models.cpgd.cpc_controlnet import build_controlnet, control_residuals
-from cpgd_bench.models.cpgd.weights import (
+from cpgd_bench.models.cpgd.cpc.configs import TINY
+from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet, control_residuals
+from cpgd_bench.models.cpgd.cpc.model import CPCModel
+from cpgd_bench.models.cpgd.cpc.weights import (
     CPCWeightsError,
     diffusers_to_ldm,
     find,

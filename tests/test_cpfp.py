@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from cpgd_bench.data import backward_warp
-from cpgd_bench.models.cpgd.alignment import ALIGNMENTS, AlignmentError, FlowProvider
-from cpgd_bench.models.cpgd.cpfp import CPFA, CPFP, ConfigError, CPFPConfig
+from cpgd_bench.models.cpgd.cpfp.alignment import ALIGNMENTS, AlignmentError, FlowProvider
+from cpgd_bench.models.cpgd.cpfp.model import CPFA, CPFP, ConfigError, CPFPConfig
 
 TINY = dict(channels=8, deform_groups=2, encoder_blocks=1, fusion_blocks=1, decoder_blocks=1)
 

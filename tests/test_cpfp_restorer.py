@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cpgd_bench.models.cpgd import restorer as restorer_module
-from cpgd_bench.models.cpgd.checkpoint import FORMAT, save_atomic, weights_payload
-from cpgd_bench.models.cpgd.cpfp import CPFP, CPFPConfig
-from cpgd_bench.models.cpgd.restorer import CPFPRestorer, demo_record, demo_weights
+from cpgd_bench.models.cpgd.cpfp import restorer as restorer_module
+from cpgd_bench.models.cpgd.cpfp.checkpoint import FORMAT, save_atomic, weights_payload
+from cpgd_bench.models.cpgd.cpfp.model import CPFP, CPFPConfig
+from cpgd_bench.models.cpgd.cpfp.restorer import CPFPRestorer, demo_record, demo_weights
 from cpgd_bench.models.registry import ModelError, get_model
 from cpgd_bench.provenance import sha256_file
 

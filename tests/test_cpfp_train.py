@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from click.testing import CliRunner
 
 from cpgd_bench.cli import main
-from cpgd_bench.models.cpgd.checkpoint import load_cpfp, read_payload
+from cpgd_bench.models.cpgd.cpfp.checkpoint import load_cpfp, read_payload
 from cpgd_bench.train.cpfp import TrainConfigError, load_config, train
 
 from .cpfp_fixtures import tiny_config, tiny_store

@@ -248,7 +248,7 @@ def test_main_job_input_and_cpfp_then_report(sample_store: Path, tmp_path: Path)
     """`run` for input and cpfp on the sample store with real scoring, then `report`; numbers agree everywhere."""
     runs, board = tmp_path / "runs", tmp_path / "leaderboard"
     models = ["input"]
-    if importlib.util.find_spec("cpgd_bench.models.cpgd.restorer") is not None:
+    if importlib.util.find_spec("cpgd_bench.models.cpgd.cpfp.restorer") is not None:
         models.append("cpfp")
     weights = ["--metric-weights", str(SHARED_IQA)] if SHARED_IQA.is_dir() else []
     cli = CliRunner()

@@ -125,7 +125,9 @@ def get_model(name: str, **options: Any) -> Restorer:
 
 
 register_model("input", "cpgd_bench.models.input:InputRestorer", "the decoded frames unchanged: the floor to beat")
-register_model("cpfp", "cpgd_bench.models.cpgd.restorer:CPFPRestorer", "CPGD-Net stage 1: coding-prior propagation")
+register_model(
+    "cpfp", "cpgd_bench.models.cpgd.cpfp.restorer:CPFPRestorer", "CPGD-Net stage 1: coding-prior propagation"
+)
 register_model(
     "cpgd", "cpgd_bench.models.cpgd.pipeline:CPGDRestorer", "CPGD-Net: stage 1 then the SD ControlNet stage 2 (CPC)"
 )

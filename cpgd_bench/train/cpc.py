@@ -41,12 +41,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from cpgd_bench.data import CodingPriorDataset
 from cpgd_bench.data.degrade import DegradeConfig, degrade
-from cpgd_bench.models.cpgd.checkpoint import save_atomic
-from cpgd_bench.models.cpgd.cpc import CPCModel, coding_prior
-from cpgd_bench.models.cpgd.cpc_configs import ARCHS, PROMPT, VAE_FACTOR, CPCArch
-from cpgd_bench.models.cpgd.cpc_controlnet import build_controlnet
-from cpgd_bench.models.cpgd.weights import CONTROL_NAME, SD_NAMES, CPCWeightsError, find, load_control, load_sd
-from cpgd_bench.models.cpgd.weights import missing_message as _missing
+from cpgd_bench.models.cpgd.cpc.configs import ARCHS, PROMPT, VAE_FACTOR, CPCArch
+from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet
+from cpgd_bench.models.cpgd.cpc.model import CPCModel, coding_prior
+from cpgd_bench.models.cpgd.cpc.weights import CONTROL_NAME, SD_NAMES, CPCWeightsError, find, load_control, load_sd
+from cpgd_bench.models.cpgd.cpc.weights import missing_message as _missing
+from cpgd_bench.models.cpgd.cpfp.checkpoint import save_atomic
 from cpgd_bench.models.registry import Restorer
 from cpgd_bench.train import base
 from cpgd_bench.train.base import TrainConfigError

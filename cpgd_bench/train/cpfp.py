@@ -3,7 +3,7 @@
 Config (YAML, ``manifests/train/cpfp-*.yaml``)::
 
     seed: 0
-    model: {...}                 # CPFPConfig options (cpgd_bench.models.cpgd.cpfp)
+    model: {...}                 # CPFPConfig options (cpgd_bench.models.cpgd.cpfp.model)
     raft_weights: null           # RAFT state dict, needed by alignment raft / raft-mv-init
     data: {split: train, input: decoded, crop: 256, clip_len: 7, batch_size: 8, workers: 2, augment: true}
     optim: {lr: 1.0e-4, betas: [0.9, 0.99], eta_min: 1.0e-7, steps: 300000, grad_clip: null}
@@ -34,9 +34,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from cpgd_bench.data import CodingPriorDataset
-from cpgd_bench.models.cpgd.alignment import load_raft_weights
-from cpgd_bench.models.cpgd.checkpoint import read_payload, save_atomic, weights_payload
-from cpgd_bench.models.cpgd.cpfp import CPFP, CPFPConfig
+from cpgd_bench.models.cpgd.cpfp.alignment import load_raft_weights
+from cpgd_bench.models.cpgd.cpfp.checkpoint import read_payload, save_atomic, weights_payload
+from cpgd_bench.models.cpgd.cpfp.model import CPFP, CPFPConfig
 from cpgd_bench.train import base
 from cpgd_bench.train.base import TrainConfigError
 from cpgd_bench.train.distributed import DistContext, TrainingError

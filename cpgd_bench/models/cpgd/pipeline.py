@@ -16,11 +16,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cpgd_bench.models.cpgd.cpc import CPCModel, coding_prior
-from cpgd_bench.models.cpgd.cpc_configs import ARCHS, PROMPT, VAE_FACTOR
-from cpgd_bench.models.cpgd.cpc_controlnet import build_controlnet
-from cpgd_bench.models.cpgd.sampler import make_scheduler, pad_to, sample, wavelet_color_fix
-from cpgd_bench.models.cpgd.weights import (
+from cpgd_bench.models.cpgd.cpc.configs import ARCHS, PROMPT, VAE_FACTOR
+from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet
+from cpgd_bench.models.cpgd.cpc.model import CPCModel, coding_prior
+from cpgd_bench.models.cpgd.cpc.sampler import make_scheduler, pad_to, sample, wavelet_color_fix
+from cpgd_bench.models.cpgd.cpc.weights import (
     CONTROL_NAME,
     SD_NAMES,
     CPCWeightsError,
@@ -126,7 +126,7 @@ class CPGDRestorer(Restorer):
         self.device = _default_device(device)
         self.options = SamplingOptions(**sampling)
         if stage1 is None:
-            from cpgd_bench.models.cpgd.restorer import CPFPRestorer  # stage-1 code, imported only when used
+            from cpgd_bench.models.cpgd.cpfp.restorer import CPFPRestorer  # stage-1 code, imported only when used
 
             stage1 = CPFPRestorer(weights=stage1_weights, device=str(self.device))
         self.stage1 = stage1

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
-from cpgd_bench.models.cpgd.cpc_configs import CPCArch
+from cpgd_bench.models.cpgd.cpc.configs import CPCArch
 from cpgd_bench.tiling import window_starts
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor, slice, slice], torch.Tensor]

@@ -35,7 +35,7 @@ from torch import nn
 from torchvision.ops import deform_conv2d
 
 from cpgd_bench.data.flow import backward_warp
-from cpgd_bench.models.cpgd.alignment import FlowProvider, check_alignment
+from cpgd_bench.models.cpgd.cpfp.alignment import FlowProvider, check_alignment
 
 KERNEL = 3
 

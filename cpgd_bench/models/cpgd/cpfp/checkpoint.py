@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cpgd_bench.models.cpgd.cpfp import CPFP, CPFPConfig
+from cpgd_bench.models.cpgd.cpfp.model import CPFP, CPFPConfig
 from cpgd_bench.models.registry import ModelError
 
 FORMAT = "cpgd-bench/cpfp-1"

@@ -34,7 +34,7 @@ import yaml
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from cpgd_bench.models.cpgd.cpc_configs import CPCArch
+from cpgd_bench.models.cpgd.cpc.configs import CPCArch
 from cpgd_bench.models.registry import ModelError
 from cpgd_bench.provenance import sha256_file, user_weight_dirs
 from cpgd_bench.resources import manifest

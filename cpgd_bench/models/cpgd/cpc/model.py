@@ -16,9 +16,9 @@ from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from cpgd_bench.models.cpgd.cpc_configs import LATENT_SCALE, VAE_FACTOR, CPCArch
-from cpgd_bench.models.cpgd.cpc_controlnet import build_controlnet, control_residuals
-from cpgd_bench.models.cpgd.cpc_tokenizer import tokenize
+from cpgd_bench.models.cpgd.cpc.configs import LATENT_SCALE, VAE_FACTOR, CPCArch
+from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet, control_residuals
+from cpgd_bench.models.cpgd.cpc.tokenizer import tokenize
 
 
 def coding_prior(

@@ -17,7 +17,7 @@ import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
 from torch import nn
 
-from cpgd_bench.models.cpgd.cpc_attention import add_coding_prior_attention, set_cp_processor
+from cpgd_bench.models.cpgd.cpc.attention import add_coding_prior_attention, set_cp_processor
 
 
 class LatentConditionEmbedding(nn.Conv2d):

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from cpgd_bench.models.cpgd.checkpoint import load_cpfp
+from cpgd_bench.models.cpgd.cpfp.checkpoint import load_cpfp
 from cpgd_bench.models.registry import ModelError, Restorer
 from cpgd_bench.provenance import sha256_file
 from cpgd_bench.tiling import restore_tiled

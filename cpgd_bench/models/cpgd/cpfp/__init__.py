@@ -1,0 +1,1 @@
+"""CPGD-Net stage 1, CPFP (coding-prior feature propagation): network, flow alignment, weight files, restorer."""
