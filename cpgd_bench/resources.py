@@ -17,7 +17,10 @@ HOME_ENV = "CPGD_BENCH_HOME"
 
 
 def _package_dir(package: str) -> Path:
-    root = files(package)
+    try:
+        root = files(package)
+    except ModuleNotFoundError:  # a checkout on PYTHONPATH, or installed before the mapping existed
+        raise RuntimeError(f"{package} not found: install cpgd-bench (in a checkout: pip install -e .)") from None
     if not isinstance(root, Path):
         raise RuntimeError(f"{package} is not installed as plain files (zipped?); reinstall cpgd-bench with pip")
     return root

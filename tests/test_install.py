@@ -34,6 +34,8 @@ def test_package_data_is_read_through_resources() -> None:
     assert resources.manifest("protocols", "cpgd-paper.yaml").is_file()
     assert (resources.codec_sources() / "build.sh").is_file() and (resources.codec_sources() / "vvc_dump.c").is_file()
     assert len(list(resources.vvc_patches().glob("*.patch"))) == 2
+    with pytest.raises(RuntimeError, match=r"pip install -e \."):  # e.g. installed before the mapping existed
+        resources._package_dir("cpgd_bench.absent")
 
 
 def test_cache_home_lookup_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
