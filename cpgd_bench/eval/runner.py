@@ -60,13 +60,15 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 
 def predict(model: Restorer, store: Path, split: str, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Restore every sequence of ``split`` into ``out`` (a Zarr v3 predictions store); returns timings."""
+    """Restore every sequence of ``split`` into ``out`` (a Zarr v3 predictions store); returns timings.
+    ``progress``: a bar of frames on stderr when it is a terminal."""
     reader = _WindowReader(store, split)
     root = zarr.open_group(out, mode="w", zarr_format=3)
     group = root.create_group(split)
     seconds = 0.0
     total = sum(seq.frames for seq in reader.sequences)
-    with tqdm(total=total, desc=f"restore {split}", unit="frame", disable=not progress) as bar:
+    bar = tqdm(total=total, desc=f"restore {split}", unit="frame", disable=None if progress else True)
+    with bar:  # disable=None: a bar only when stderr is a terminal
         for i, seq in enumerate(reader.sequences):
             bar.set_postfix_str(seq.name)
             pred = group.create_group(seq.name).create_array(

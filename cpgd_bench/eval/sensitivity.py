@@ -37,7 +37,7 @@ def protocol_sensitivity(
     progress: bool = True,
 ) -> pd.DataFrame:
     """PSNR/SSIM under ``protocol`` and each variation that changes it, with the change from the base row
-    (``progress``: a bar on stderr, one step per protocol scored)."""
+    (``progress``: a bar on stderr when it is a terminal, one step per protocol scored)."""
     base = load_protocol(protocol)
     variants: list[tuple[str, Protocol]] = [(f"{base.name} (base)", base)]
     for label, change in VARIATIONS:
@@ -46,7 +46,7 @@ def protocol_sensitivity(
             variants.append((label, variant))
     variants += [(f"protocol {name}", load_protocol(name)) for name in others or []]
     rows = []
-    for label, proto in tqdm(variants, desc="sensitivity", unit="protocol", disable=not progress):
+    for label, proto in tqdm(variants, desc="sensitivity", unit="protocol", disable=None if progress else True):
         result = score_predictions(
             predictions, store, split, proto, metrics=["psnr", "ssim"], device=device, progress=False, array=array
         )

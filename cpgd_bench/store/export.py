@@ -32,7 +32,8 @@ def _set_attrs(obj: h5py.Group | h5py.Dataset, attrs: dict[str, Any]) -> None:
 
 
 def export_h5(store_path: str | Path, out: str | Path, progress: bool = False) -> Path:
-    """Write every sequence of the store to the HDF5 file ``out`` (gzip-compressed, chunked per frame)."""
+    """Write every sequence of the store to the HDF5 file ``out`` (gzip-compressed, chunked per frame);
+    ``progress``: a bar of sequences on stderr when it is a terminal."""
     store = open_store(store_path)
     out = Path(out)
     if out.exists():
@@ -43,7 +44,7 @@ def export_h5(store_path: str | Path, out: str | Path, progress: bool = False) -
     try:
         with h5py.File(tmp, "w") as h5:
             _set_attrs(h5, store.attrs)
-            for split, seq in tqdm(keys, desc="export", unit="seq", disable=not progress):
+            for split, seq in tqdm(keys, desc="export", unit="seq", disable=None if progress else True):
                 group = store.group(split, seq)
                 h5_group = h5.require_group(f"{split}/{seq}")
                 _set_attrs(h5_group, dict(group.attrs))
