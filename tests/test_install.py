@@ -15,6 +15,7 @@ from setuptools import find_packages
 from setuptools.config.pyprojecttoml import read_configuration
 
 from cpgd_bench import __version__, provenance, resources
+from cpgd_bench.errors import CpgdBenchError
 
 from .codec_clips import require_codec
 
@@ -34,7 +35,7 @@ def test_package_data_is_read_through_resources() -> None:
     assert resources.manifest("protocols", "cpgd-paper.yaml").is_file()
     assert (resources.codec_sources() / "build.sh").is_file() and (resources.codec_sources() / "vvc_dump.c").is_file()
     assert len(list(resources.vvc_patches().glob("*.patch"))) == 2
-    with pytest.raises(RuntimeError, match=r"pip install -e \."):  # e.g. installed before the mapping existed
+    with pytest.raises(CpgdBenchError, match=r"pip install -e \."):  # e.g. installed before the mapping existed
         resources._package_dir("cpgd_bench.absent")
 
 
