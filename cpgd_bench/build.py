@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cpgd_bench.codec import CodecError, CodecProfile, coded_stream, load_profile
+from cpgd_bench.errors import CpgdBenchError
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 from cpgd_bench.store.errors import StoreError
@@ -51,7 +52,7 @@ SCHEDULER_TIMEOUT = "20s"  # how long to try reaching a Dask scheduler
 SCRATCH_PREFIX = "cpgd-build-"
 
 
-class BuildError(RuntimeError):
+class BuildError(CpgdBenchError, RuntimeError):
     """A build that cannot start (bad backend options, unreachable scheduler); one-line message."""
 
 

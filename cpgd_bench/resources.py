@@ -12,6 +12,8 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
+from cpgd_bench.errors import CpgdBenchError
+
 #: Environment variable naming the cache folder (the codec build).
 HOME_ENV = "CPGD_BENCH_HOME"
 
@@ -20,9 +22,9 @@ def _package_dir(package: str) -> Path:
     try:
         root = files(package)
     except ModuleNotFoundError:  # a checkout on PYTHONPATH, or installed before the mapping existed
-        raise RuntimeError(f"{package} not found: install cpgd-bench (in a checkout: pip install -e .)") from None
+        raise CpgdBenchError(f"{package} not found: install cpgd-bench (in a checkout: pip install -e .)") from None
     if not isinstance(root, Path):
-        raise RuntimeError(f"{package} is not installed as plain files (zipped?); reinstall cpgd-bench with pip")
+        raise CpgdBenchError(f"{package} is not installed as plain files (zipped?); reinstall cpgd-bench with pip")
     return root
 
 

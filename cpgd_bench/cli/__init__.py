@@ -1,5 +1,8 @@
 """`cpgd-bench` command line: a thin click layer; each subcommand calls one library function.
 
+Errors a user can fix derive from :class:`cpgd_bench.errors.CpgdBenchError`; the group catches that one class
+and prints its message as one ``Error:`` line (exit 1). Commands catch nothing themselves.
+
 The group is lazy: `cpgd-bench --help` lists each command by name with the first line of its docstring, read
 from the module's source, and a command's module (with torch, zarr, ...) is imported only when that command runs.
 """
@@ -58,6 +61,15 @@ class _LazyGroup(click.Group):
         module, attr = spec.split(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
         return command
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; an error the user can fix (:class:`CpgdBenchError`) becomes one ``Error:`` line, exit 1."""
+        from cpgd_bench.errors import CpgdBenchError
+
+        try:
+            return super().invoke(ctx)
+        except CpgdBenchError as e:
+            raise click.ClickException(str(e)) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         specs = command_specs()

@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import yaml
 
-from cpgd_bench.sources import SourceError, get_source, source_names
+from cpgd_bench.sources import get_source, source_names
 
-F = TypeVar("F", bound=Callable[..., Any])
 REAL_DATASETS = ("gopro", "dvd", "hqvideo")
 ROOTLESS = ("sample", "realclips")  # sources that need no --root
-
-
-def _user_errors(func: F) -> F:
-    """Turn expected user mistakes into one-line click errors."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from cpgd_bench.build import BuildError
-        from cpgd_bench.codec.errors import CodecError
-        from cpgd_bench.store import StoreError
-
-        try:
-            return func(*args, **kwargs)
-        except (StoreError, SourceError, CodecError, BuildError) as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -88,7 +68,6 @@ def dataset() -> None:
 @_jobs
 @_backend
 @_scheduler
-@_user_errors
 def build(name: str, out: Path, root: Path | None, options: tuple[str, ...], profile: str, workdir: Path | None,
           jobs: int, backend: str, scheduler: str | None) -> None:  # fmt: skip
     """Build (or resume) the store OUT for dataset NAME with VVC coding priors."""
@@ -112,7 +91,6 @@ def build(name: str, out: Path, root: Path | None, options: tuple[str, ...], pro
 @_jobs
 @_backend
 @_scheduler
-@_user_errors
 def build_all(data_root: Path, stores: Path, only: str, profile: str, workdir: Path | None, jobs: int, backend: str,
               scheduler: str | None) -> None:  # fmt: skip
     """Build a store for each real dataset found under --data-root (those named in --only must be there)."""
@@ -148,7 +126,6 @@ def build_all(data_root: Path, stores: Path, only: str, profile: str, workdir: P
 @click.argument("name", type=click.Choice([n for n in source_names() if n not in ROOTLESS]))
 @click.option("--root", required=True, type=click.Path(exists=True, path_type=Path), help="Dataset root dir.")
 @click.option("--option", "-o", "options", multiple=True, help=_OPTION_HELP)
-@_user_errors
 def check(name: str, root: Path, options: tuple[str, ...]) -> None:
     """Compare the raw dataset under ROOT with its manifest (sequences, frame counts); exit 1 on problems."""
     source = _source(name, root, options)
@@ -167,7 +144,6 @@ def check(name: str, root: Path, options: tuple[str, ...]) -> None:
 @click.argument("name", type=click.Choice(list(REAL_DATASETS)))
 @click.option("--data-root", default="data/raw", show_default=True, type=click.Path(path_type=Path),
               help="Where archives (downloads/) and the extracted dataset go.")
-@_user_errors
 def download(name: str, data_root: Path) -> None:
     """Fetch NAME's official archives (or use ones already in DATA_ROOT/downloads/), check sha256, extract."""
     from cpgd_bench.sources.download import download_dataset
@@ -179,7 +155,6 @@ def download(name: str, data_root: Path) -> None:
 @dataset.command()
 @click.argument("store", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@_user_errors
 def info(store: Path, as_json: bool) -> None:
     """Summarise STORE: provenance and one line per sequence."""
     from cpgd_bench.store import format_info, store_info
@@ -191,7 +166,6 @@ def info(store: Path, as_json: bool) -> None:
 @dataset.command()
 @click.argument("store", type=click.Path(path_type=Path))
 @click.option("--no-checksums", is_flag=True, help="Skip re-hashing the arrays (structure only).")
-@_user_errors
 def verify(store: Path, no_checksums: bool) -> None:
     """Check STORE's arrays, dtypes, shapes, counts and checksums; exit 1 on any problem."""
     from cpgd_bench.store import verify_store
@@ -211,7 +185,6 @@ def verify(store: Path, no_checksums: bool) -> None:
 @click.argument("store", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["h5"]), default="h5", show_default=True)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file (e.g. sample.h5).")
-@_user_errors
 def export(store: Path, fmt: str, out: Path) -> None:
     """Export STORE to another format (HDF5: same /split/sequence/array layout)."""
     from cpgd_bench.store import export_h5
@@ -226,7 +199,6 @@ def export(store: Path, fmt: str, out: Path) -> None:
 @click.option("--frames", help="Frames a:b, end exclusive (default: the first 16); only these are read.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the PNG panels, layers and index.html.")
-@_user_errors
 def show(store: Path, split: str, sequence: str, frames: str | None, out: Path) -> None:
     """Draw one sequence's frames and priors (MV flow wheel, blocks, |residual|) as PNG panels and a viewer."""
     from cpgd_bench.viz.show import show_sequence
@@ -242,7 +214,6 @@ def show(store: Path, split: str, sequence: str, frames: str | None, out: Path) 
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table as CSV.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write it as JSON.")
 @click.option("--no-record", is_flag=True, help="Do not write the summary into the store's root attributes.")
-@_user_errors
 def quality(store: Path, split: str | None, flow: str, csv_out: Path | None, json_out: Path | None,
             no_record: bool) -> None:  # fmt: skip
     """Warp error of STORE's MV flows vs zero motion vs DIS optical flow, per sequence and direction."""

@@ -2,40 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _user_errors(func: F) -> F:
-    """Turn expected user mistakes (each a one-line message) into click errors."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from cpgd_bench.eval.results import RunError
-        from cpgd_bench.models.registry import ModelError
-        from cpgd_bench.report import ReportError
-        from cpgd_bench.store import StoreError
-
-        errors: tuple[type[BaseException], ...] = (StoreError, ModelError, RunError, ReportError)
-        try:
-            from cpgd_bench.metrics import errors as metric_errors
-
-            errors += (metric_errors.MetricInputError, metric_errors.WeightsError, metric_errors.ProtocolError,
-                       metric_errors.UnknownMetricError)
-        except ImportError:
-            pass
-        try:
-            return func(*args, **kwargs)
-        except errors as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.command()
@@ -51,7 +20,6 @@ def _user_errors(func: F) -> F:
 @click.option("--device", help="torch device (default: cuda if available, else cpu).")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Redo a finished run.")
-@_user_errors
 def run(
     model: str, store: Path, split: str, weights: Path | None, upstream: Path | None, protocol: str | None,
     metrics: str | None, metric_weights: Path | None, skip_unavailable: bool, device: str | None, runs_dir: Path,
@@ -78,7 +46,6 @@ def run(
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(path_type=Path))
 @click.option("--out", default="leaderboard", show_default=True, type=click.Path(path_type=Path))
 @click.option("--reported", type=click.Path(path_type=Path), help="Reported rows (default: <out>/reported.csv).")
-@_user_errors
 def report(runs_dir: Path, out: Path, reported: Path | None) -> None:
     """Collect finished runs (and the paper's reported rows) into OUT: csv, markdown, html with plots."""
     from cpgd_bench.report import build_report

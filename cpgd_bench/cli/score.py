@@ -52,7 +52,6 @@ def _format_summary(summary: dict[str, float], protocol: str, missing: dict[str,
 @click.option("--sensitivity", is_flag=True,
               help="Instead: print how much each protocol choice moves PSNR/SSIM (markdown table).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@metric_user_errors
 def score(predictions: Path, store: Path, split: str, protocol: str | None, out: Path | None, metrics: str | None,
           weights_dir: Path | None, skip_unavailable: bool, device: str | None, array: str, sensitivity: bool,
           as_json: bool) -> None:

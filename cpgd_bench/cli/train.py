@@ -22,9 +22,6 @@ def train(
     stage: str, store: Path, config: Path, out: Path | None, resume: bool, device: str | None, max_steps: int | None
 ) -> None:
     """Train a stage; multi-GPU: `torchrun --no-python --nproc_per_node N cpgd-bench train ...`."""
-    from cpgd_bench.store import StoreError
-    from cpgd_bench.train.distributed import TrainingError
-
     out = out or Path("runs") / "train" / f"{stage}-{config.stem}"
     try:
         module = importlib.import_module(f"cpgd_bench.train.{stage}")
@@ -32,8 +29,5 @@ def train(
         if e.name != f"cpgd_bench.train.{stage}":
             raise
         raise click.ClickException(f"stage {stage!r} has no trainer in this checkout yet") from None
-    try:
-        final = module.train(config, store, out, resume=resume, device=device, max_steps=max_steps)
-    except (ValueError, StoreError, TrainingError) as e:  # ValueError: config, model and weight errors
-        raise click.ClickException(str(e)) from None
+    final = module.train(config, store, out, resume=resume, device=device, max_steps=max_steps)
     click.echo(f"final weights: {final}")

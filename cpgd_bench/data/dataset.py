@@ -40,6 +40,7 @@ import zarr
 from torch.utils.data import Dataset
 
 from cpgd_bench.data import augment as aug
+from cpgd_bench.data.errors import DataError
 from cpgd_bench.data.flow import DEFAULT_FLOW, FLOW_METHODS, block_flows, upsample_blocks, upsample_flows
 from cpgd_bench.store import StoreError, open_store
 from cpgd_bench.store.reader import open_array, open_root, read_frames
@@ -89,15 +90,15 @@ class CodingPriorDataset(Dataset):
         self.split = split
         names = opened.sequences(split)  # one-line StoreError: unknown split
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise DataError(f"mode must be one of {MODES}, got {mode!r}")
         if input not in INPUTS:
-            raise ValueError(f"input must be one of {INPUTS}, got {input!r}")
+            raise DataError(f"input must be one of {INPUTS}, got {input!r}")
         if flow not in FLOW_METHODS:
-            raise ValueError(f"flow must be one of {FLOW_METHODS}, got {flow!r}")
+            raise DataError(f"flow must be one of {FLOW_METHODS}, got {flow!r}")
         if clip_len < 1:
-            raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+            raise DataError(f"clip_len must be >= 1, got {clip_len}")
         if mode == "train" and crop is not None and (crop < 4 or crop % 4):
-            raise ValueError(f"crop must be a positive multiple of 4 (the MV block size), got {crop}")
+            raise DataError(f"crop must be a positive multiple of 4 (the MV block size), got {crop}")
         if not names:
             raise StoreError(f"split {split!r} of store {store} holds no sequences; rebuild the store")
         self.clip_len, self.input, self.mode, self.checksums, self.flow = clip_len, input, mode, checksums, flow

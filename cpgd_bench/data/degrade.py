@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from cpgd_bench.data.errors import DataError
+
 
 @dataclass(frozen=True)
 class DegradeConfig:
@@ -33,9 +35,9 @@ class DegradeConfig:
 
     def __post_init__(self) -> None:
         if self.kernel_size % 2 == 0 or self.kernel_size < 3:
-            raise ValueError(f"degradation kernel_size must be odd and >= 3, got {self.kernel_size}")
+            raise DataError(f"degradation kernel_size must be odd and >= 3, got {self.kernel_size}")
         if not 1 <= self.jpeg[0] <= self.jpeg[1] <= 100:
-            raise ValueError(f"JPEG quality range must lie in [1, 100], got {self.jpeg}")
+            raise DataError(f"JPEG quality range must lie in [1, 100], got {self.jpeg}")
 
 
 def _uniform(g: torch.Generator, low: float, high: float) -> float:

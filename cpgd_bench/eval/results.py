@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from cpgd_bench.errors import CpgdBenchError
 from cpgd_bench.store import open_store
 
 RUN_JSON = "run.json"
@@ -26,7 +27,7 @@ PER_WINDOW = "per_window.csv"
 COMPLETE = "complete"
 
 
-class RunError(RuntimeError):
+class RunError(CpgdBenchError, RuntimeError):
     """A run directory is inconsistent, from another store, or a results table lacks what it should hold."""
 
 

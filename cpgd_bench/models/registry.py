@@ -19,8 +19,10 @@ from typing import Any
 
 import torch
 
+from cpgd_bench.errors import CpgdBenchError
 
-class ModelError(ValueError):
+
+class ModelError(CpgdBenchError, ValueError):
     """A model name, factory, option or weight file is wrong; the message says which and the fix."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from cpgd_bench.errors import CpgdBenchError
 from cpgd_bench.eval import results as rs
 from cpgd_bench.metrics.protocol import average_scores, window_members
 
@@ -23,7 +24,7 @@ METRICS = ["psnr", "ssim", "lpips", "niqe", "musiq"]
 _TOLERANCE = 1e-6
 
 
-class ReportError(ValueError):
+class ReportError(CpgdBenchError, ValueError):
     """The runs or the reported table cannot be turned into a leaderboard; the message says which file."""
 
 

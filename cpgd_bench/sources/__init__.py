@@ -9,6 +9,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from cpgd_bench.errors import CpgdBenchError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 
 # name -> "module:class"; the class is called as cls(root=..., **options) (root omitted when None).
@@ -22,7 +23,7 @@ _SOURCES = {
 }
 
 
-class SourceError(ValueError):
+class SourceError(CpgdBenchError, ValueError):
     """Unknown source name or unusable source options (one-line message)."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cpgd_bench.errors import CpgdBenchError
 
-class StoreError(Exception):
+
+class StoreError(CpgdBenchError):
     """A coding-prior store is missing, malformed, of another format version, or misused."""

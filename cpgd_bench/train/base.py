@@ -20,10 +20,12 @@ import torch
 import yaml
 from torch.utils.data import Sampler
 
+from cpgd_bench.errors import CpgdBenchError
+
 Key = TypeVar("Key")
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(CpgdBenchError, ValueError):
     """A training config or run directory is missing, malformed or in the way; the message names it and the fix."""
 
 

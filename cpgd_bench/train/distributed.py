@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from cpgd_bench.errors import CpgdBenchError
 
-class TrainingError(RuntimeError):
+
+class TrainingError(CpgdBenchError, RuntimeError):
     """Training cannot go on (e.g. the loss diverged); the message says why and what to change."""
 
 

@@ -35,12 +35,13 @@ from torch import nn
 from torchvision.ops import deform_conv2d
 
 from cpgd_bench.data.flow import backward_warp
+from cpgd_bench.errors import CpgdBenchError
 from cpgd_bench.models.cpgd.cpfp.alignment import FlowProvider, check_alignment
 
 KERNEL = 3
 
 
-class ConfigError(ValueError):
+class ConfigError(CpgdBenchError, ValueError):
     """A CPFP architecture option is unknown, of the wrong type or out of range; the message names it."""
 
 
