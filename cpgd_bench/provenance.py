@@ -1,9 +1,8 @@
-"""Where files come from: the user's weight folders, file digests and git commits (shared by every part)."""
+"""Where files come from: file digests and git commits (shared by every part; weight lookup: cpgd_bench.weights)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -12,16 +11,6 @@ from cpgd_bench import __version__
 
 #: The checkout this code runs from, when it runs from one (editable install or PYTHONPATH); see code_version.
 REPO = Path(__file__).resolve().parents[1]
-#: Environment variable naming a folder of weight files (metrics, SD, DiffBIR, ...).
-WEIGHTS_ENV = "CPGD_BENCH_WEIGHTS"
-
-
-def user_weight_dirs(weights_dir: Path | None = None) -> list[Path]:
-    """The user's weight folders in lookup order: ``weights_dir`` (``--weights-dir``), then ``$CPGD_BENCH_WEIGHTS``."""
-    dirs = [Path(weights_dir)] if weights_dir else []
-    if os.environ.get(WEIGHTS_ENV):
-        dirs.append(Path(os.environ[WEIGHTS_ENV]))
-    return dirs
 
 
 @cache

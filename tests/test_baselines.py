@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from cpgd_bench.models.registry import ModelError, get_model
+from cpgd_bench.weights import WeightsError
 
 HEADER = """
 import torch
@@ -303,7 +304,7 @@ def test_missing_or_wrong_weights_are_one_line_errors(tmp_path: Path) -> None:
         get_model("vrt", upstream=repo, weights=layout)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match="cannot read weights"):
+    with pytest.raises(WeightsError, match="cannot be read"):
         get_model("vrt", upstream=repo, weights=garbage)
 
 

@@ -149,11 +149,11 @@ def test_without_sd_weights_returns_stage1(tmp_path: Path, monkeypatch, caplog) 
 
 
 def test_sd_without_control_weights_is_a_one_line_error(weights: tuple[Path, Path], tmp_path: Path, monkeypatch):
-    from cpgd_bench.models.cpgd.cpc.weights import CPCWeightsError
+    from cpgd_bench.weights import WeightsError
 
     monkeypatch.delenv("CPGD_BENCH_WEIGHTS", raising=False)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(CPCWeightsError, match="no v2.pth in .*lxq007/DiffBIR-v2") as e:
+    with pytest.raises(WeightsError, match="no v2.pth in .*lxq007/DiffBIR-v2") as e:
         CPGDRestorer(sd=weights[0], arch="tiny-random", stage1=InputRestorer(), weights_dir=tmp_path)
     assert "\n" not in str(e.value)
 

@@ -13,14 +13,14 @@ from cpgd_bench.models.cpgd.cpc.configs import TINY
 from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet, control_residuals
 from cpgd_bench.models.cpgd.cpc.model import CPCModel
 from cpgd_bench.models.cpgd.cpc.weights import (
-    CPCWeightsError,
+    CONTROL_NAME,
+    SD_NAMES,
     diffusers_to_ldm,
-    find,
     ldm_to_diffusers,
     load_control,
     load_sd,
-    load_table,
 )
+from cpgd_bench.weights import WeightsError, find, load_table
 
 torch.set_num_threads(1)
 
@@ -109,11 +109,11 @@ def test_wrong_control_checkpoints_are_one_line_errors(model: CPCModel, tmp_path
     bad = irc_state(model)
     bad["input_blocks.0.0.weight"] = bad["input_blocks.0.0.weight"][:, :4]  # a plain SD encoder copy
     torch.save(bad, tmp_path / "a.pth")
-    with pytest.raises(CPCWeightsError, match="expected 8") as e:
+    with pytest.raises(WeightsError, match="expected 8") as e:
         load_control(build_controlnet(model.unet), tmp_path / "a.pth", TINY.unet)
     assert "\n" not in str(e.value)
     torch.save({"foo.weight": torch.zeros(1)}, tmp_path / "b.pth")
-    with pytest.raises(CPCWeightsError, match="does not fit the control branch"):
+    with pytest.raises(WeightsError, match="does not fit the control branch"):
         load_control(build_controlnet(model.unet), tmp_path / "b.pth", TINY.unet)
 
 
@@ -121,20 +121,21 @@ def test_missing_and_corrupt_files(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("CPGD_BENCH_WEIGHTS", raising=False)
     monkeypatch.chdir(tmp_path)
     assert find(("v2.pth",), None, tmp_path) is None
-    with pytest.raises(CPCWeightsError, match=r"does not exist; get v2.pth \(https://huggingface.co/lxq007") as e:
+    with pytest.raises(WeightsError, match=r"does not exist; get v2.pth \(https://huggingface.co/lxq007") as e:
         find(("v2.pth",), tmp_path / "nope.pth")
     assert "\n" not in str(e.value)
     (tmp_path / "v2-1_512-ema-pruned.ckpt").write_bytes(b"not the checkpoint")
-    with pytest.raises(CPCWeightsError, match="does not match 88ecb782"):
+    with pytest.raises(WeightsError, match="expected 88ecb782"):
         find(("v2-1_512-ema-pruned.ckpt",), None, tmp_path)
 
 
-def test_every_table_entry_names_a_source_and_a_digest_or_says_none() -> None:
+def test_every_stage2_entry_names_a_source_and_a_digest_or_says_why_not() -> None:
     table = load_table()
-    assert {"v2-1_512-ema-pruned.ckpt", "v2.pth"} <= set(table)
-    for entry in table.values():
-        assert entry.source.startswith("https://") and entry.role in ("sd", "control")
-        assert entry.sha256 is None or len(entry.sha256) == 64
+    assert table.models["cpgd"] == {"sd": list(SD_NAMES), "control": [CONTROL_NAME]}
+    for name in (*SD_NAMES, CONTROL_NAME):
+        entry = table.files[name]
+        assert entry.source.startswith("https://") and entry.licence
+        assert (len(entry.sha256) == 64) if entry.sha256 else entry.unverified
 
 
 def test_sd_from_diffusers_folder(model: CPCModel, tmp_path: Path) -> None:
@@ -146,8 +147,8 @@ def test_sd_from_diffusers_folder(model: CPCModel, tmp_path: Path) -> None:
     assert tokenizer == folder
     assert all(torch.equal(unet.state_dict()[k], v) for k, v in model.unet.state_dict().items())
     assert all(torch.equal(text.state_dict()[k], v) for k, v in model.text_encoder.state_dict().items())
-    with pytest.raises(CPCWeightsError, match="not a diffusers SD folder"):
+    with pytest.raises(WeightsError, match="not a diffusers SD folder"):
         load_sd(tmp_path, TINY)
     torch.save({"state_dict": {"x": torch.zeros(1)}}, tmp_path / "x.ckpt")
-    with pytest.raises(CPCWeightsError, match="no ldm UNet keys"):
+    with pytest.raises(WeightsError, match="no ldm UNet keys"):
         load_sd(tmp_path / "x.ckpt", TINY)

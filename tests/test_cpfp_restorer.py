@@ -14,6 +14,7 @@ from cpgd_bench.models.cpgd.cpfp.model import CPFP, CPFPConfig
 from cpgd_bench.models.cpgd.cpfp.restorer import CPFPRestorer, demo_record, demo_weights
 from cpgd_bench.models.registry import ModelError, get_model
 from cpgd_bench.provenance import sha256_file
+from cpgd_bench.weights import WeightsError
 
 from .cpfp_fixtures import TINY_MODEL
 
@@ -69,7 +70,7 @@ def test_weight_file_errors(weights: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not a CPFP weight file"):
         CPFPRestorer(weights=tmp_path / "other.pt")
     (tmp_path / "text.pt").write_text("hello")
-    with pytest.raises(ModelError, match="cannot be read"):
+    with pytest.raises(WeightsError, match="cannot be read"):
         CPFPRestorer(weights=tmp_path / "text.pt")
     payload = torch.load(weights, weights_only=True)
     payload["arch"] = {**payload["arch"], "channels": 16}  # declares another architecture
@@ -129,7 +130,7 @@ def test_malformed_weight_file_in_the_cli_is_one_line(weights: Path, tmp_path: P
 def test_pickled_objects_are_refused(tmp_path: Path) -> None:
     """weights_only loading: a file with arbitrary Python objects is not executed."""
     torch.save({"format": FORMAT, "arch": {}, "model": {}, "hook": Path("x")}, tmp_path / "evil.pt")
-    with pytest.raises(ModelError, match="cannot be read"):
+    with pytest.raises(WeightsError, match="cannot be read"):
         CPFPRestorer(weights=tmp_path / "evil.pt")
 
 

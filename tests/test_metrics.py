@@ -24,8 +24,8 @@ from cpgd_bench.metrics import (
     protocol_names,
 )
 from cpgd_bench.metrics import protocol as protocol_module
-from cpgd_bench.metrics import weights as weights_module
 from cpgd_bench.metrics.fidelity import rgb_to_y, ssim_bsst_torch
+from cpgd_bench.weights import table as weights_module
 
 
 def _pair(seed: int, n: int = 3, c: int = 3, h: int = 37, w: int = 45, noise: float = 0.08):
@@ -247,7 +247,7 @@ def fake_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Pat
     }
     path = tmp_path / "weights.yaml"
     path.write_text(yaml.safe_dump(table))
-    monkeypatch.setattr(weights_module, "WEIGHTS_FILE", path)
+    monkeypatch.setattr(weights_module, "TABLE_FILE", path)
     monkeypatch.delenv(weights_module.ENV_VAR, raising=False)
     previous = torch.hub.get_dir()
     torch.hub.set_dir(str(hub))
@@ -266,7 +266,7 @@ def test_weights_lookup_order_and_verification(fake_table, monkeypatch: pytest.M
     assert weights_module.resolve("niqe", good) == {"model": good / "a.bin"}
     # a slot is filled by its second choice when the first is absent
     assert weights_module.resolve("lpips", good) == {"linear": good / "a.bin", "backbone": good / "a.bin"}
-    assert weights_module.metric_available("psnr") is None  # no weights needed
+    assert weights_module.available("psnr") is None  # no weights needed
 
 
 def test_missing_weights_error_names_file_sha_and_source(fake_table) -> None:
@@ -290,7 +290,10 @@ def test_weights_with_wrong_sha256_are_refused(fake_table) -> None:
 def test_real_weights_table_is_consistent() -> None:
     table = weights_module.load_table()
     assert set(table.metrics) == {"niqe", "lpips", "musiq"}
-    for entry in table.files.values():
-        assert len(entry.sha256) == 64 and entry.source
+    assert set(table.models) == {"cpfp", "cpfp-raft", "cpgd", "bsstnet"}
+    for name, entry in table.files.items():
+        assert entry.source and entry.licence and table.users(name), name  # every file has a user
+        assert (entry.sha256 is None) == bool(entry.unverified), name  # no digest only with the reason why
+        assert entry.sha256 is None or len(entry.sha256) == 64
     assert table.files["niqe_modelparameters.mat"].sha256.startswith("fa2aa4d1")
     assert table.files["alexnet-owt-7be5be79.pth"].sha256.startswith("7be5be79")

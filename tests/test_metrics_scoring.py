@@ -21,8 +21,8 @@ from click.testing import CliRunner
 from cpgd_bench.cli import main
 from cpgd_bench.eval import score_predictions
 from cpgd_bench.metrics import MetricInputError, WeightsError, get_metric, load_protocol
-from cpgd_bench.metrics import weights as weights_module
 from cpgd_bench.metrics.fidelity import psnr as psnr_fn
+from cpgd_bench.weights import table as weights_module
 
 from .test_store_util import random_sequence, write_store
 
@@ -204,7 +204,7 @@ def test_weights_cli_list_and_verify(tmp_path: Path, monkeypatch) -> None:
                                                "source": "https://example.org/n.mat"}},
              "metrics": {"niqe": {"model": ["n.mat"]}}}
     (tmp_path / "w.yaml").write_text(yaml.safe_dump(table))
-    monkeypatch.setattr(weights_module, "WEIGHTS_FILE", tmp_path / "w.yaml")
+    monkeypatch.setattr(weights_module, "TABLE_FILE", tmp_path / "w.yaml")
     monkeypatch.setattr(weights_module, "search_dirs", lambda weights_dir=None: [Path(weights_dir or tmp_path / "x")])
     runner = CliRunner()
     res = runner.invoke(main, ["weights", "list", "--weights-dir", str(tmp_path)])
@@ -225,10 +225,10 @@ def test_musiq_code_path_with_random_weights(tmp_path: Path, monkeypatch) -> Non
     torch.manual_seed(0)
     ckpt = tmp_path / "musiq_koniq_ckpt-e95806b9.pth"
     torch.save(MUSIQ(pretrained=False).state_dict(), ckpt)
-    table = yaml.safe_load(weights_module.WEIGHTS_FILE.read_text())
+    table = yaml.safe_load(weights_module.TABLE_FILE.read_text())
     table["files"]["musiq_koniq_ckpt-e95806b9.pth"]["sha256"] = hashlib.sha256(ckpt.read_bytes()).hexdigest()
     (tmp_path / "w.yaml").write_text(yaml.safe_dump(table))
-    monkeypatch.setattr(weights_module, "WEIGHTS_FILE", tmp_path / "w.yaml")
+    monkeypatch.setattr(weights_module, "TABLE_FILE", tmp_path / "w.yaml")
     metric = get_metric("musiq", weights_dir=tmp_path)
     frames = torch.rand(2, 3, 64, 96)
     scores = metric(frames)

@@ -162,7 +162,7 @@ def test_cli_run_errors_are_one_line(sample_store: Path, tmp_path: Path, fake_mo
 
 def test_cli_run_on_a_store_without_sharp_scores_no_reference_metrics(tmp_path: Path, fake_models: None,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from cpgd_bench.metrics import weights as metric_weights
+    from cpgd_bench.weights import table as metric_weights
 
     from .test_store_util import random_sequence, write_store
 

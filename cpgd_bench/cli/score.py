@@ -3,30 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def metric_user_errors(func: F) -> F:
-    """Turn expected user mistakes (one-line messages) into click errors with a non-zero exit."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from cpgd_bench.metrics.errors import MetricInputError, ProtocolError, UnknownMetricError, WeightsError
-        from cpgd_bench.store import StoreError
-
-        try:
-            return func(*args, **kwargs)
-        except (MetricInputError, ProtocolError, UnknownMetricError, WeightsError, StoreError) as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _format_summary(summary: dict[str, float], protocol: str, missing: dict[str, str]) -> str:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+from cpgd_bench.errors import CpgdBenchError
+from cpgd_bench.weights import WeightsError as WeightsError  # the one weights error, re-exported
 
-class MetricInputError(ValueError):
+
+class MetricInputError(CpgdBenchError, ValueError):
     """Frames given to a metric or the scorer have the wrong shape, dtype, range, or are missing."""
 
 
-class WeightsError(RuntimeError):
-    """A metric's weight file is missing, or present with the wrong sha256."""
-
-
-class ProtocolError(ValueError):
+class ProtocolError(CpgdBenchError, ValueError):
     """An evaluation protocol is unknown or malformed."""
 
 
-class UnknownMetricError(ValueError):
+class UnknownMetricError(CpgdBenchError, ValueError):
     """A metric name is not in the registry."""

@@ -1,7 +1,7 @@
 """LPIPS (via ``lpips``), NIQE and MUSIQ (via pyiqa), built offline from verified local weight files.
 
 pyiqa and torchvision would download weights on construction; here every file comes from
-:func:`cpgd_bench.metrics.weights.resolve` (sha256-checked) and is handed to the library explicitly:
+:func:`cpgd_bench.weights.resolve` (sha256-checked) and is handed to the library explicitly:
 LPIPS is built with a random backbone (``pnet_rand=True``, no download) whose AlexNet feature layers are
 then loaded from the verified backbone file; NIQE/MUSIQ get ``pretrained_model_path``.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from cpgd_bench.metrics.base import Metric
-from cpgd_bench.metrics.errors import MetricInputError, WeightsError
-from cpgd_bench.metrics.weights import resolve
+from cpgd_bench.metrics.errors import MetricInputError
 from cpgd_bench.provenance import sha256_file
+from cpgd_bench.weights import WeightsError, load_torch, resolve
 
 # torchvision AlexNet ``features`` index -> LPIPS slice holding it (slices [0:2],[2:5],[5:8],[8:10],[10:12]).
 _ALEX_SLICE = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
@@ -39,7 +39,7 @@ class _WeightedMetric(Metric):
 
 def load_alexnet_features(net: torch.nn.Module, path: Path) -> None:
     """Load torchvision-named AlexNet ``features.*`` weights into an LPIPS alexnet's ``slice*`` modules."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch(path)
     mapped = {}
     for key, value in state.items():
         m = re.fullmatch(r"features\.(\d+)\.(weight|bias)", key)

@@ -44,13 +44,13 @@ from cpgd_bench.data.degrade import DegradeConfig, degrade
 from cpgd_bench.models.cpgd.cpc.configs import ARCHS, PROMPT, VAE_FACTOR, CPCArch
 from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet
 from cpgd_bench.models.cpgd.cpc.model import CPCModel, coding_prior
-from cpgd_bench.models.cpgd.cpc.weights import CONTROL_NAME, SD_NAMES, CPCWeightsError, find, load_control, load_sd
-from cpgd_bench.models.cpgd.cpc.weights import missing_message as _missing
+from cpgd_bench.models.cpgd.cpc.weights import CONTROL_NAME, SD_NAMES, load_control, load_sd
 from cpgd_bench.models.cpgd.cpfp.checkpoint import save_atomic
 from cpgd_bench.models.registry import Restorer
 from cpgd_bench.train import base
 from cpgd_bench.train.base import TrainConfigError
 from cpgd_bench.train.distributed import TrainingError
+from cpgd_bench.weights import WeightsError, find, load_torch, missing_message
 
 FORMAT = "cpgd-bench/cpc-1"
 DEFAULTS: dict[str, Any] = {
@@ -88,7 +88,7 @@ def build_model(config: dict[str, Any]) -> CPCModel:
     sd = find(SD_NAMES, m["sd"], m["weights_dir"])
     control = find((CONTROL_NAME,), m["diffbir"], m["weights_dir"])
     if sd is None or control is None:
-        raise CPCWeightsError(_missing(SD_NAMES if sd is None else (CONTROL_NAME,), m["weights_dir"]))
+        raise WeightsError(missing_message(SD_NAMES if sd is None else (CONTROL_NAME,), m["weights_dir"]))
     unet, vae, text, tokenizer = load_sd(sd.path, arch)
     controlnet = build_controlnet(unet, coding_prior=True, separate_qm=m["separate_qm"])
     load_control(controlnet, control.path, dict(unet.config))
@@ -202,7 +202,7 @@ def train(
     )
     start = 0
     if resume:
-        state = torch.load(last, map_location="cpu", weights_only=True)
+        state = load_torch(last)
         model.controlnet.load_state_dict(state["controlnet"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])

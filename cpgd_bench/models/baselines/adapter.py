@@ -35,6 +35,7 @@ from torch import nn
 from cpgd_bench.models.registry import ModelError, Restorer
 from cpgd_bench.provenance import git_commit, sha256_file
 from cpgd_bench.tiling import restore_tiled
+from cpgd_bench.weights import find, load_torch
 
 Convention = Literal["clip", "sliding", "recurrent"]
 Precision = Literal["fp32", "half", "autocast"]
@@ -109,18 +110,17 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def resolve_files(spec: UpstreamSpec, upstream: Path) -> dict[str, Path]:
-    """The files ``spec.files`` names: in the checkout at the authors' relative path, else in $CPGD_BENCH_WEIGHTS."""
+    """The files ``spec.files`` names: in the checkout at the authors' relative path, else by the weights lookup."""
     found = {}
     for name, rel in spec.files.items():
-        env = os.environ.get("CPGD_BENCH_WEIGHTS")
-        candidates = [upstream / rel] + ([Path(env) / Path(rel).name] if env else [])
-        path = next((c.resolve() for c in candidates if c.is_file()), None)
-        if path is None:
+        own = upstream / rel
+        hit = find((Path(rel).name,), own if own.is_file() else None)
+        if hit is None:
             raise ModelError(
                 f"{spec.name} needs its {name} file {Path(rel).name}: put it at {upstream / rel} (where the authors' "
                 f"code looks) or in $CPGD_BENCH_WEIGHTS ({spec.weights_hint})"
             )
-        found[name] = path
+        found[name] = hit.path.resolve()
     return found
 
 
@@ -189,10 +189,7 @@ class AutocastNet(nn.Module):
 
 def load_state(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """The state dict inside a checkpoint: the first of ``keys`` present, 'module.' prefixes removed."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ModelError(f"cannot read weights {path}: {type(e).__name__}; is it the released checkpoint?") from None
+    ckpt = load_torch(path)
     if isinstance(ckpt, Mapping):
         for key in keys:
             if key in ckpt:

@@ -22,6 +22,7 @@ from cpgd_bench.models.baselines.adapter import UpstreamRestorer, UpstreamSpec, 
 from cpgd_bench.models.baselines.requirements import gpu_available, scan
 from cpgd_bench.models.registry import ModelError, resolve_name
 from cpgd_bench.provenance import sha256_file
+from cpgd_bench.weights import WeightsError
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 
@@ -90,7 +91,7 @@ def check(name: str, upstream: Path, weights: Path | None = None, device: str | 
 
     try:
         files = resolve_files(spec, upstream)
-    except ModelError as e:
+    except (ModelError, WeightsError) as e:
         yield Verdict("FAIL", "files", str(e))
         files = None
     for label, path in (files or {}).items():
@@ -112,7 +113,7 @@ def check(name: str, upstream: Path, weights: Path | None = None, device: str | 
     else:
         try:
             restorer.load_weights(weights)
-        except ModelError as e:
+        except (ModelError, WeightsError) as e:
             yield Verdict("FAIL", "weights", str(e))
             return
         report = restorer.load_report

@@ -20,18 +20,9 @@ from cpgd_bench.models.cpgd.cpc.configs import ARCHS, PROMPT, VAE_FACTOR
 from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet
 from cpgd_bench.models.cpgd.cpc.model import CPCModel, coding_prior
 from cpgd_bench.models.cpgd.cpc.sampler import make_scheduler, pad_to, sample, wavelet_color_fix
-from cpgd_bench.models.cpgd.cpc.weights import (
-    CONTROL_NAME,
-    SD_NAMES,
-    CPCWeightsError,
-    Resolved,
-    find,
-    load_control,
-    load_sd,
-    missing_message,
-    read_state_dict,
-)
+from cpgd_bench.models.cpgd.cpc.weights import CONTROL_NAME, SD_NAMES, load_control, load_sd, read_state_dict
 from cpgd_bench.models.registry import ModelError, Restorer
+from cpgd_bench.weights import Resolved, WeightsError, find, missing_message
 
 log = logging.getLogger(__name__)
 STAGE1_ONLY = "cpgd (stage 1 only: no SD weights)"
@@ -103,8 +94,9 @@ class CPGDRestorer(Restorer):
 
     ``weights``: a trained CPC control branch (``cpgd-bench train --stage cpc``); without it the branch
     starts from DiffBIR's ``v2.pth`` (CPC layers at zero = IRControlNet). ``sd``/``diffbir``: explicit
-    paths, else looked up by name (``manifests/weights-sd.yaml``) in ``weights_dir``, ``$CPGD_BENCH_WEIGHTS``,
-    ``./weights``. ``stage1`` / ``model`` inject ready-made parts (tests, notebooks).
+    paths, else looked up by name (``manifests/weights.yaml``, model ``cpgd``) in the lookup order of
+    :mod:`cpgd_bench.weights` (``weights_dir``, ``$CPGD_BENCH_WEIGHTS``, ``./weights``, ...).
+    ``stage1`` / ``model`` inject ready-made parts (tests, notebooks).
     """
 
     name = "cpgd"
@@ -151,7 +143,7 @@ class CPGDRestorer(Restorer):
             return None
         control = find((CONTROL_NAME,), weights or diffbir, weights_dir)
         if control is None:
-            raise CPCWeightsError(missing_message((CONTROL_NAME,), weights_dir) + " (or pass --weights <cpc.pt>)")
+            raise WeightsError(missing_message((CONTROL_NAME,), weights_dir) + " (or pass --weights <cpc.pt>)")
         self.files = {"sd": sd_file, "control": control}
         state = read_state_dict(control.path)
         separate_qm = separate_qm or any(".to_qm." in k for k in state)  # a branch trained with the paper's L_qm

@@ -1,7 +1,7 @@
 """Stage-2 weights: SD 2.1-base (diffusers folder or one ldm .ckpt/.safetensors) and DiffBIR's IRControlNet.
 
-Every file is listed in ``manifests/weights-sd.yaml`` with its sha256 and source. Nothing downloads:
-a missing file is a one-line :class:`CPCWeightsError` saying where to get it and where to put it.
+The files are found and checked by :mod:`cpgd_bench.weights` (``manifests/weights.yaml``, model ``cpgd``);
+this module reads them. Every problem is a one-line :class:`~cpgd_bench.weights.WeightsError`.
 
 IRControlNet (ldm) -> diffusers ``ControlNetModel`` key mapping (see :func:`ldm_to_diffusers`)::
 
@@ -24,22 +24,16 @@ IRControlNet and start at zero (a copy of ``to_q``), so an untrained CPC equals 
 
 from __future__ import annotations
 
-import pickle
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from cpgd_bench.models.cpgd.cpc.configs import CPCArch
-from cpgd_bench.models.registry import ModelError
-from cpgd_bench.provenance import sha256_file, user_weight_dirs
-from cpgd_bench.resources import manifest
+from cpgd_bench.weights import WeightsError, load_torch
 
-TABLE_FILE = manifest("weights-sd.yaml")
 SD_NAMES = ("v2-1_512-ema-pruned.ckpt", "v2-1_512-ema-pruned.safetensors", "stable-diffusion-2-1-base")
 CONTROL_NAME = "v2.pth"
 _RESNET = (
@@ -53,106 +47,26 @@ _RESNET = (
 _ATTN_MASK = (".attn1.mask.", ".attn1.cp_mask.")  # the authors' CPC mask layer name -> ours
 
 
-class CPCWeightsError(ModelError):
-    """A stage-2 weight file is missing, corrupt or of the wrong shape; the message says which and the fix."""
-
-
-@dataclass(frozen=True)
-class WeightFile:
-    """One row of the table."""
-
-    name: str
-    role: str
-    sha256: str | None
-    source: str
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """A weight file found on disk: its path, computed sha256 (None for a folder) and whether it was verified."""
-
-    path: Path
-    sha256: str | None
-    verified: bool
-
-
-def load_table(path: Path = TABLE_FILE) -> dict[str, WeightFile]:
-    """The weight table, name -> :class:`WeightFile`."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-        return {name: WeightFile(name=name, **spec) for name, spec in raw["files"].items()}
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
-        raise CPCWeightsError(f"weights table {path} is unreadable or malformed ({e}); restore it from git") from None
-
-
-def search_dirs(weights_dir: Path | None = None) -> list[Path]:
-    """Where weight files are looked up: ``weights_dir``, ``$CPGD_BENCH_WEIGHTS``, ``./weights``."""
-    return [*user_weight_dirs(weights_dir), Path("weights")]
-
-
-def check_file(path: Path, entry: WeightFile | None) -> Resolved:
-    """Verify ``path`` against its table entry (if it has a digest); a mismatch is a one-line error."""
-    if path.is_dir():
-        return Resolved(path, None, False)
-    digest = sha256_file(path)
-    if entry is not None and entry.sha256 is not None:
-        if digest != entry.sha256:
-            raise CPCWeightsError(
-                f"{path}: sha256 {digest} does not match {entry.sha256} of {entry.name}; re-download it from "
-                f"{entry.source}"
-            )
-        return Resolved(path, digest, True)
-    return Resolved(path, digest, False)
-
-
-def find(names: tuple[str, ...], explicit: Path | None = None, weights_dir: Path | None = None) -> Resolved | None:
-    """The first of ``names`` present (``explicit`` if given, else in :func:`search_dirs`), verified; None if absent."""
-    table = load_table()
-    if explicit is not None:
-        explicit = Path(explicit)
-        if not explicit.exists():
-            hint = " or ".join(f"{n} ({table[n].source})" for n in names if n in table)
-            raise CPCWeightsError(f"weight file {explicit} does not exist; get {hint}")
-        return check_file(explicit, table.get(explicit.name))
-    for folder in search_dirs(weights_dir):
-        for name in names:
-            if (folder / name).exists():
-                return check_file(folder / name, table[name])
-    return None
-
-
-def missing_message(names: tuple[str, ...], weights_dir: Path | None = None) -> str:
-    """One line: which file is missing, where to get it, where to put it."""
-    table = load_table()
-    where = ", ".join(str(d) for d in search_dirs(weights_dir))
-    first = table[names[0]]
-    return f"no {' / '.join(names)} in {where}; download {first.name} from {first.source} into one of them"
-
-
 # --- checkpoint reading -------------------------------------------------------------------------------------------
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a .safetensors/.ckpt/.pth/.pt file, unwrapping ``state_dict``/``params`` and ``module.``."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix != ".safetensors":
+        sd: Any = load_torch(path)
+    else:
+        from safetensors.torch import load_file
 
-            sd: Any = load_file(str(path))
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, OSError, ValueError) as e:
-        raise CPCWeightsError(
-            f"{path}: cannot read it as a tensor-only checkpoint ({str(e).splitlines()[0]}); use the .safetensors "
-            "version of the file"
-        ) from None
+        try:
+            sd = load_file(str(path))
+        except (OSError, ValueError, RuntimeError) as e:
+            raise WeightsError(f"{path}: cannot read it as safetensors ({str(e).splitlines()[0]})") from None
     for key in ("state_dict", "params_ema", "params", "controlnet"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
             break
     if not isinstance(sd, dict):
-        raise CPCWeightsError(f"{path}: not a state dict (got {type(sd).__name__})")
+        raise WeightsError(f"{path}: not a state dict (got {type(sd).__name__})")
     return {k.removeprefix("module."): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
 
 
@@ -212,7 +126,7 @@ def ldm_to_diffusers(state: dict[str, torch.Tensor], config: dict[str, Any], lat
         if key.startswith("input_blocks.0.0."):
             if key.endswith("weight"):
                 if value.shape[1] != 2 * latent_channels:
-                    raise CPCWeightsError(
+                    raise WeightsError(
                         f"control checkpoint: input_blocks.0.0.weight has {value.shape[1]} input channels, expected "
                         f"{2 * latent_channels} (noisy + condition latent, IRControlNet); is this DiffBIR v2.pth?"
                     )
@@ -223,7 +137,7 @@ def ldm_to_diffusers(state: dict[str, torch.Tensor], config: dict[str, Any], lat
             continue
         new = _rename(key, pairs, forward=True)
         if new is None:
-            raise CPCWeightsError(f"control checkpoint: unexpected key {key!r}; is this an IRControlNet (DiffBIR v2)?")
+            raise WeightsError(f"control checkpoint: unexpected key {key!r}; is this an IRControlNet (DiffBIR v2)?")
         out[new] = value
     return out
 
@@ -240,7 +154,7 @@ def diffusers_to_ldm(state: dict[str, torch.Tensor], config: dict[str, Any]) -> 
         elif key != "controlnet_cond_embedding.weight":
             new = _rename(key, pairs, forward=False)
             if new is None:
-                raise CPCWeightsError(f"control branch: no ldm name for key {key!r}")
+                raise WeightsError(f"control branch: no ldm name for key {key!r}")
             out[new] = value
     return out
 
@@ -260,7 +174,7 @@ def load_control(
     result = controlnet.load_state_dict(state, strict=False)
     bad = [k for k in result.missing_keys if ".cp_mask." not in k and ".to_qm." not in k]
     if bad or result.unexpected_keys:
-        raise CPCWeightsError(
+        raise WeightsError(
             f"{path}: does not fit the control branch (missing {bad[:3]}, unexpected {result.unexpected_keys[:3]}); "
             "use DiffBIR v2.pth or a checkpoint written by `cpgd-bench train --stage cpc`"
         )
@@ -284,7 +198,7 @@ def load_sd(path: Path, arch: CPCArch) -> tuple[UNet2DConditionModel, Autoencode
     path = Path(path)
     if path.is_dir():
         if not (path / "unet").is_dir():
-            raise CPCWeightsError(f"{path} is not a diffusers SD folder (no unet/); point --sd at the folder root")
+            raise WeightsError(f"{path} is not a diffusers SD folder (no unet/); point --sd at the folder root")
         kw = {"local_files_only": True}
         return (
             UNet2DConditionModel.from_pretrained(path, subfolder="unet", **kw),
@@ -300,7 +214,7 @@ def load_sd(path: Path, arch: CPCArch) -> tuple[UNet2DConditionModel, Autoencode
 
     state = read_state_dict(path)
     if "model.diffusion_model.input_blocks.0.0.weight" not in state:
-        raise CPCWeightsError(f"{path}: no ldm UNet keys (model.diffusion_model.*); is it an SD 2.1 checkpoint?")
+        raise WeightsError(f"{path}: no ldm UNet keys (model.diffusion_model.*); is it an SD 2.1 checkpoint?")
     unet = UNet2DConditionModel(**arch.unet)
     unet.load_state_dict(convert_ldm_unet_checkpoint(state, dict(unet.config)), strict=True)
     vae = AutoencoderKL(**arch.vae)
@@ -309,5 +223,5 @@ def load_sd(path: Path, arch: CPCArch) -> tuple[UNet2DConditionModel, Autoencode
     text_state = convert_open_clip_checkpoint(text, state)
     result = text.load_state_dict(text_state, strict=False)
     if [k for k in result.missing_keys if "position_ids" not in k]:
-        raise CPCWeightsError(f"{path}: OpenCLIP text encoder keys missing ({result.missing_keys[:3]})")
+        raise WeightsError(f"{path}: OpenCLIP text encoder keys missing ({result.missing_keys[:3]})")
     return unet, vae, text, None

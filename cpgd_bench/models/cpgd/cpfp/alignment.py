@@ -23,12 +23,16 @@ from torch import nn
 from torchvision.models.optical_flow import raft_large, raft_small
 from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
 
+from cpgd_bench.errors import CpgdBenchError
+from cpgd_bench.weights import find, load_torch
+
 ALIGNMENTS = ("mv", "raft-mv-init", "raft", "none")
 DEFAULT_RAFT_ITERS = {"raft-mv-init": 4, "raft": 20}
 RAFT_STRIDE = 8  # RAFT works on a 1/8-resolution grid of its input
+RAFT_WEIGHTS = "raft_large_C_T_SKHT_V2-ff5fadd5.pth"  # torchvision's file, listed in manifests/weights.yaml
 
 
-class AlignmentError(ValueError):
+class AlignmentError(CpgdBenchError, ValueError):
     """An alignment option or its RAFT weight file is wrong; the message names it and the fix."""
 
 
@@ -38,14 +42,10 @@ def check_alignment(alignment: str) -> None:
 
 
 def load_raft_weights(raft: nn.Module, path: Path) -> None:
-    """Load a RAFT state dict (torchvision layout, e.g. ``raft_large_C_T_SKHT_V2-ff5fadd5.pth``) from ``path``."""
+    """Load a RAFT state dict (torchvision layout, ``raft_large_C_T_SKHT_V2-ff5fadd5.pth``) from ``path``."""
     path = Path(path)
-    if not path.is_file():
-        raise AlignmentError(
-            f"RAFT weights {path} not found; download torchvision's raft_large weights "
-            "(Raft_Large_Weights.C_T_SKHT_V2) and pass their path as raft_weights"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    find((RAFT_WEIGHTS,), path)  # must exist; checked against the weights table
+    state = load_torch(path)
     try:
         raft.load_state_dict(state)
     except RuntimeError as e:

@@ -14,6 +14,7 @@ import torch
 
 from cpgd_bench.models.cpgd.cpfp.model import CPFP, CPFPConfig
 from cpgd_bench.models.registry import ModelError
+from cpgd_bench.weights import load_torch
 
 FORMAT = "cpgd-bench/cpfp-1"
 
@@ -37,10 +38,7 @@ def read_payload(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"CPFP weights {path} not found; pass a file written by `cpgd-bench train --stage cpfp`")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle/zip errors differ by torch version; all mean "not a weight file"
-        raise ModelError(f"CPFP weights {path} cannot be read ({type(e).__name__}); is it a torch.save file?") from None
+    payload = load_torch(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path} is not a CPFP weight file (format {FORMAT!r}); use `cpgd-bench train --stage cpfp`")
     for key, kind in (("arch", dict), ("model", dict), ("step", int)):

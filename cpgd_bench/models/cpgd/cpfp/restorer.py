@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from cpgd_bench.models.cpgd.cpfp.checkpoint import load_cpfp
 from cpgd_bench.models.registry import ModelError, Restorer
 from cpgd_bench.provenance import sha256_file
 from cpgd_bench.tiling import restore_tiled
+from cpgd_bench.weights import bundled_dir, find
 
 DEMO_WEIGHTS = "cpfp_demo.pt"
 _announced = False
@@ -21,7 +21,7 @@ _announced = False
 
 def demo_weights() -> Path:
     """The bundled demo weights (trained by manifests/train/cpfp-demo.yaml on the sample store)."""
-    return Path(str(resources.files("cpgd_bench.weights").joinpath(DEMO_WEIGHTS)))
+    return bundled_dir() / DEMO_WEIGHTS
 
 
 def demo_record() -> dict[str, Any]:
@@ -53,6 +53,8 @@ class CPFPRestorer(Restorer):
         path = demo_weights() if weights is None else Path(weights)
         if self.demo and not path.is_file():
             raise ModelError(f"bundled CPFP demo weights {path} are missing; reinstall cpgd-bench or pass --weights")
+        if self.demo:
+            find((DEMO_WEIGHTS,), path)  # the bundled file's sha256 is in the weights table
         if self.demo and not _announced:
             print(f"cpfp: no --weights given, using the bundled demo weights {path} (sample-data demo, "
                   "not a paper model)", file=sys.stderr)  # fmt: skip
