@@ -16,7 +16,7 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
-from cpgd_bench.cli.dataset import dataset
+from cpgd_bench.cli import main
 from cpgd_bench.data import CodingPriorDataset
 from cpgd_bench.data.quality import store_quality
 from cpgd_bench.sources import SourceError, get_source
@@ -124,9 +124,10 @@ def test_quality_command_writes_table_csv_json_and_store_attrs(tmp_path: Path) -
     require_codec()
     store = tmp_path / "small.zarr"
     runner = CliRunner()
-    built = runner.invoke(dataset, ["build", "realclips", "--out", str(store), "-o", "frames=10", "-o", "repeat_at=4"])
+    args = ["dataset", "build", "realclips", "--out", str(store), "-o", "frames=10", "-o", "repeat_at=4"]
+    built = runner.invoke(main, args)
     assert built.exit_code == 0, built.output
-    out = runner.invoke(dataset, ["quality", str(store), "--split", "test", "--csv", str(tmp_path / "q.csv"),
+    out = runner.invoke(main, ["dataset", "quality", str(store), "--split", "test", "--csv", str(tmp_path / "q.csv"),
                                   "--json", str(tmp_path / "q.json")])  # fmt: skip
     assert out.exit_code == 0, out.output
     assert "warp_prior" in out.output and "test/carphone" in out.output
@@ -134,5 +135,5 @@ def test_quality_command_writes_table_csv_json_and_store_attrs(tmp_path: Path) -
     assert len(rows) == 6 and (tmp_path / "q.csv").read_text().count("\n") == 7
     recorded = zarr.open_group(str(store), mode="r").attrs["prior_quality"]
     assert recorded["flow"] == "composed" and set(recorded["test/bikes"]) == {"prev", "next"}
-    bad = runner.invoke(dataset, ["quality", str(store), "--split", "nope"])
+    bad = runner.invoke(main, ["dataset", "quality", str(store), "--split", "nope"])
     assert bad.exit_code == 1 and len(bad.output.strip().splitlines()) == 1

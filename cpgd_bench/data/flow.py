@@ -20,23 +20,24 @@ before any constant-velocity assumption (in a hierarchical-B GOP one frame of ev
 usually predicts from the other at distance 1):
 
 1. direct (exact): a list of t with d = s gives ``mv``; a list of u with d' = -s gives ``-mv'``, moved
-   to the block of t it lands on (block of u at q -> block of t at q + mv'/16, rounded; blocks landing
-   on the same block are averaged: forward projection, no motion model). Direct candidates are averaged;
-2. common reference (where there is no direct one): t and u both predict from the same frame r, so
-   F(t->u)(p) = F(t->r)(p) - F(u->r)(q), with q = p + F(t->u)(p) the block of u found with a first
-   estimate (the direct flows, or rule 3); every matching pair of lists is averaged;
-3. constant velocity (blocks with no exact candidate within ``FILL_RADIUS`` blocks):
-   each used list of t gives ``mv * s / d``, each used list of u ``-mv' * (-s) / d'`` (same block), at
-   cost |d| (+1 when d points away from the neighbour); the lowest-cost candidates are averaged.
-   Blocks without an exact candidate but within ``FILL_RADIUS`` of exact blocks take the mean of those
-   instead (measured better on real footage than the extrapolation);
-4. link check: when fewer than ``MIN_LINK`` of the blocks of t and t + 1 predict across the boundary
+   to the block of t it lands on (block of u at q -> block of t at q + mv'/16, rounded; forward
+   projection). All direct candidates of a block are averaged;
+2. common reference (blocks of t with a used list and no direct candidate): t and u both predict
+   from the same frame r (r != t, u), so F(t->u)(p) = F(t->r)(p) - F(u->r)(q), with q the block of u
+   that a first estimate places p on (the direct flows filled as in rule 4, else rule 3), then read
+   once more at the block this estimate places p on; matching pairs of lists are averaged;
+3. constant velocity (only blocks with no exact -- rule 1 or 2 -- flow within ``FILL_RADIUS`` blocks):
+   each used list of t gives ``mv * s / d``, each used list of u (same block) ``-mv' * (-s) / d'``, at
+   cost |d| (+1 when d points away from the other frame); the lowest-cost candidates are averaged;
+4. blocks without an exact flow but within ``FILL_RADIUS`` blocks of exact ones take their mean
+   (measured on real footage: better than rule 3); validity 0 unless rule 3 applies. A block that
+   has nothing takes the mean of valid blocks within ``FILL_RADIUS`` (else 0), validity 0;
+5. link check: when fewer than ``MIN_LINK`` of the blocks of t and t + 1 predict across the boundary
    between them (t from a later frame, t + 1 from an earlier one), the bitstream does not connect the
    two frames (a scene cut the encoder coded as intra, or an IDR picture whose trailing pictures cannot
    reference it): both flows across that boundary are 0 and invalid;
-5. valid = a block with a candidate of rules 1-3, on a linked boundary. Invalid blocks on a linked
-   boundary take the mean flow of valid blocks within ``FILL_RADIUS`` (0 where none), validity 0;
-6. block flows are upsampled bilinearly between block centres (edge blocks extended); validity nearest.
+6. valid = an exact flow (rules 1-2), or a rule-3 flow, on a linked boundary; block flows are
+   upsampled bilinearly between block centres (edge blocks extended), validity nearest-neighbour.
 
 Both methods see only the frames they are given: the dataset passes the clip, so at its ends (and
 where a reference lies outside it) the rules fall back to what the clip holds.
@@ -75,23 +76,32 @@ def _scaled(mv: np.ndarray, mv_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.stack(flows, 1), np.stack(valid, 1)
 
 
-def _estimates(vec: np.ndarray, ref: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per list: flow toward t + s by constant velocity (T, L, 2, h4, w4) and its cost (T, L, h4, w4)."""
-    used = ref != 0
-    est = vec * (s / np.where(used, ref, 1))[:, :, None]
-    cost = np.where(used, np.abs(ref) + (np.sign(ref) != s), np.inf)
-    return est.astype(np.float32), cost
+def _box(x: np.ndarray) -> np.ndarray:
+    """Sums over (2 FILL_RADIUS + 1)^2 windows of the last two axes (zeros outside)."""
+    r, (h, w) = FILL_RADIUS, x.shape[-2:]
+    p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)])
+    rows = p[..., :h, :].copy()
+    for i in range(1, 2 * r + 1):
+        rows += p[..., i : i + h, :]
+    out = rows[..., :w].copy()
+    for i in range(1, 2 * r + 1):
+        out += rows[..., i : i + w]
+    return out
 
 
-def _fill(flows: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Invalid blocks take the mean of valid ones within FILL_RADIUS (box filter over (..., 2, h4, w4))."""
-    k = 2 * FILL_RADIUS + 1
-    w = torch.from_numpy(valid.astype(np.float32)).reshape(-1, 1, *valid.shape[-2:])
-    f = torch.from_numpy(flows).reshape(-1, 2, *flows.shape[-2:]) * w
-    num = F.avg_pool2d(f, k, 1, FILL_RADIUS, count_include_pad=False)
-    den = F.avg_pool2d(w, k, 1, FILL_RADIUS, count_include_pad=False)
-    filled = torch.where(den > 0, num / den.clamp_min(1e-6), torch.zeros(()))
-    return np.where(valid[..., None, :, :], flows, filled.numpy().reshape(flows.shape)).astype(np.float32)
+def _fill(flows: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Invalid blocks of ``flows`` (T, 2, h4, w4) take the mean of the ``valid`` ones within FILL_RADIUS.
+
+    Returns the filled flows and where they are defined (valid, or a valid block within reach).
+    """
+    t_len, _, h4, w4 = flows.shape
+    stacked = np.empty((t_len, 3, h4, w4), np.float32)
+    np.multiply(flows, valid[:, None], out=stacked[:, :2])
+    stacked[:, 2] = valid
+    sums = _box(stacked)
+    den = sums[:, 2:]
+    mean = np.divide(sums[:, :2], den, out=np.zeros_like(sums[:, :2]), where=den > 0)
+    return np.where(valid[:, None], flows, mean), den[:, 0] > 0
 
 
 def _linked(ref: np.ndarray) -> np.ndarray:
@@ -105,94 +115,99 @@ def _linked(ref: np.ndarray) -> np.ndarray:
 
 
 def _velocity(vec: np.ndarray, ref: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Constant-velocity flow toward t + s from the frame's and its neighbour's lists, lowest cost averaged."""
-    est, cost = _estimates(vec, ref, s)
-    nb_est, nb_cost = _estimates(vec, ref, -s)
-    nb_est, nb_cost = np.roll(-nb_est, -s, axis=0), np.roll(nb_cost, -s, axis=0)  # frame t + s, negated
-    nb_cost[0 if s < 0 else -1] = np.inf
-    est, cost = np.concatenate([est, nb_est], 1), np.concatenate([cost, nb_cost], 1)
+    """Rule 3 on gathered blocks: ``vec`` (n, C, 2), ``ref`` (n, C) hold the lists of t, then those of
+    t + s. Each gives ``vec * s / d``; cost |d|, +1 where d points away from the other frame."""
+    lists = ref.shape[1] // 2
+    away = np.concatenate([np.sign(ref[:, :lists]) != s, np.sign(ref[:, lists:]) != -s], 1)
+    cost = np.where(ref != 0, np.abs(ref) + away, np.inf)
     best = cost.min(1)
-    pick = (cost == best[:, None]) & np.isfinite(best)[:, None]
-    flow = (est * pick[:, :, None]).sum(1) / np.maximum(pick.sum(1), 1)[:, None]
+    pick = cost == best[:, None]
+    est = vec * (s / np.where(ref != 0, ref, 1))[..., None]
+    flow = (est * pick[..., None]).sum(1) / np.maximum(pick.sum(1), 1)[:, None]
     return flow.astype(np.float32), np.isfinite(best)
 
 
-def _gather(field: np.ndarray, qy: np.ndarray, qx: np.ndarray) -> np.ndarray:
-    """``field`` (T, ..., h4, w4) read at block indices ``qy``, ``qx`` (T, h4, w4) of each frame."""
-    t, h4, w4 = qy.shape
-    flat = field.reshape(t, -1, h4 * w4)
-    idx = np.broadcast_to((qy * w4 + qx).reshape(t, 1, -1), flat.shape)
-    return np.take_along_axis(flat, idx, 2).reshape(field.shape)
+def _direct(
+    vec: tuple[np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray], s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 1: flows of frames t toward u = t + s where t predicts from u or u from t (projected onto t).
 
-
-def _splat(vec: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Move each ``hit`` block of u (flow ``vec`` (T, 2, h4, w4) to t) to the block of t it lands on.
-
-    Returns the sum of the negated flows (the flow from t back to u) and the count per block of t.
+    ``vec`` ((T, L, 2, h4, w4) twice) / ``ref`` ((T, L, h4, w4) twice) hold the lists of t, then of u.
     """
-    t_len, _, h4, w4 = vec.shape
-    f, by, bx = np.nonzero(hit)
-    v = vec[f, :, by, bx]  # (n, 2)
+    (own_vec, nb_vec), (own_ref, nb_ref) = vec, ref
+    t_len, _, h4, w4 = own_ref.shape
+    own = own_ref == s  # t predicts from u
+    sums = (own_vec * own[:, :, None]).sum(1)
+    counts = own.sum(1)
+    f, lst, by, bx = np.nonzero(nb_ref == -s)  # u predicts from t: move the block to where it lands in t
+    v = nb_vec[f, lst, :, by, bx]  # (n, 2)
     ty = np.clip(np.rint(by + v[:, 1] / 4), 0, h4 - 1).astype(np.intp)
     tx = np.clip(np.rint(bx + v[:, 0] / 4), 0, w4 - 1).astype(np.intp)
     idx, size = (f * h4 + ty) * w4 + tx, t_len * h4 * w4
-    sums = np.stack([-np.bincount(idx, v[:, c], size) for c in range(2)], 1).reshape(t_len, h4, w4, 2)
-    return np.moveaxis(sums, -1, 1).astype(np.float32), np.bincount(idx, minlength=size).reshape(t_len, h4, w4)
+    for c in range(2):
+        sums[:, c] -= np.bincount(idx, v[:, c], size).reshape(t_len, h4, w4).astype(np.float32)
+    counts += np.bincount(idx, minlength=size).reshape(t_len, h4, w4)
+    return sums / np.maximum(counts, 1)[:, None], counts > 0
 
 
-def _exact(vec: np.ndarray, ref: np.ndarray, first: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flows of frames t toward u = t + s measured without a motion model, and where they exist.
+def _common(
+    vec: tuple[np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray], placed: np.ndarray, todo: np.ndarray, s: int
+) -> tuple:
+    """Rule 2 at the ``todo`` blocks (T, h4, w4): t and u predict from the same frame r, so
+    F(t->u) = F(t->r) - F(u->r), u read at the block ``placed`` (T, 2, h4, w4) puts them on.
 
-    ``vec``/``ref`` hold the rows of t then of u stacked on axis 0; ``first`` (T', 2, h4, w4) is a first
-    flow of t, used to find where a block of t lies in u. Direct candidates (t predicts from u, or u
-    from t, splatted onto t) are averaged; where there is none, common-reference ones (both predict
-    from the same frame r: F(t->u) = F(t->r) - F(u->r)) are.
+    Returns the block indices (f, by, bx) where a candidate exists and the averaged flows there.
     """
     (own_vec, nb_vec), (own_ref, nb_ref) = vec, ref
-    h4, w4 = own_ref.shape[-2:]
-    sums = np.zeros(first.shape, np.float32)
-    counts = np.zeros((len(first), h4, w4), np.int64)
-    for a in range(2):
-        hit = own_ref[:, a] == s  # t predicts from u
-        sums += np.where(hit[:, None], own_vec[:, a], 0.0)
-        counts += hit
-        splat, n = _splat(nb_vec[:, a], nb_ref[:, a] == -s)  # u predicts from t
-        sums += splat
-        counts += n
-    by, bx = np.mgrid[0:h4, 0:w4]
-    qy = np.clip(np.rint(by + first[:, 1] / 4), 0, h4 - 1).astype(np.intp)
-    qx = np.clip(np.rint(bx + first[:, 0] / 4), 0, w4 - 1).astype(np.intp)
-    nb_vec, nb_ref = _gather(nb_vec, qy, qx), _gather(nb_ref, qy, qx)
-    common = np.zeros(first.shape, np.float32)
-    n_common = np.zeros_like(counts)
-    for a in range(2):
-        for b in range(2):
-            hit = (nb_ref[:, b] != 0) & (nb_ref[:, b] != -s) & (own_ref[:, a] == nb_ref[:, b] + s)
-            common += np.where(hit[:, None], own_vec[:, a] - nb_vec[:, b], 0.0)
-            n_common += hit
-    direct = counts > 0
-    flow = np.where(direct[:, None], sums / np.maximum(counts, 1)[:, None], common / np.maximum(n_common, 1)[:, None])
-    return flow.astype(np.float32), direct | (n_common > 0)
+    lists, h4, w4 = own_ref.shape[1:]
+    f, by, bx = np.nonzero(todo)
+    qy = np.clip(np.rint(by + placed[f, 1, by, bx] / 4), 0, h4 - 1).astype(np.intp)
+    qx = np.clip(np.rint(bx + placed[f, 0, by, bx] / 4), 0, w4 - 1).astype(np.intp)
+    t_ref, u_ref = own_ref[f, :, by, bx], nb_ref[f, :, qy, qx]  # (n, L)
+    t_vec, u_vec = own_vec[f, :, :, by, bx], nb_vec[f, :, :, qy, qx]  # (n, L, 2)
+    sums, counts = np.zeros((len(f), 2), np.float32), np.zeros(len(f), np.int64)
+    for a in range(lists):
+        for b in range(lists):
+            hit = (u_ref[:, b] != 0) & (u_ref[:, b] != -s) & (t_ref[:, a] == u_ref[:, b] + s)
+            sums += np.where(hit[:, None], t_vec[:, a] - u_vec[:, b], 0.0)
+            counts += hit
+    found = counts > 0
+    return (f[found], by[found], bx[found]), sums[found] / counts[found, None]
 
 
 def _composed(mv: np.ndarray, mv_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ref = mv_ref.astype(np.int32)
-    vec = np.moveaxis(mv, -1, 2).astype(np.float32) / MV_UNIT
+    vec = np.moveaxis(mv, -1, 2).astype(np.float32) / MV_UNIT  # (T, L, 2, h4, w4)
     linked = _linked(ref)
     flows, valid = [], []
     for k, s in enumerate((-1, 1)):
-        flow, ok = _velocity(vec, ref, s)
-        if len(ref) > 1:
-            own, nb = (slice(1, None), slice(None, -1)) if s < 0 else (slice(None, -1), slice(1, None))
-            pair_vec, pair_ref = np.stack([vec[own], vec[nb]]), np.stack([ref[own], ref[nb]])
-            guess = _fill(flow[own], ok[own])
-            exact, hit = _exact(pair_vec, pair_ref, guess, s)
-            exact, hit = _exact(pair_vec, pair_ref, np.where(hit[:, None], exact, guess), s)  # better placed in u
-            near = _fill(np.ones_like(exact), hit)[:, 0] > 0  # within FILL_RADIUS of an exact block
-            flow[own] = np.where(hit[:, None] | near[:, None], _fill(exact, hit), flow[own])
-            ok[own] |= hit
+        nb = slice(None, -1) if s < 0 else slice(1, None)  # frame t + s of frames t, padded below
+        pad_vec, pad_ref = np.zeros_like(vec[:1]), np.zeros_like(ref[:1])  # no neighbour beyond the run
+        nb_vec = np.concatenate([pad_vec, vec[nb]] if s < 0 else [vec[nb], pad_vec])
+        nb_ref = np.concatenate([pad_ref, ref[nb]] if s < 0 else [ref[nb], pad_ref])
+        pair_vec, pair_ref = (vec, nb_vec), (ref, nb_ref)
+        exact, hit = _direct(pair_vec, pair_ref, s)
+        f, by, bx = np.nonzero(~hit)  # rule 3 candidates, also the first placement for rule 2
+        velocity = np.zeros_like(exact)
+        velocity_ok = np.zeros_like(hit)
+        velocity[f, :, by, bx], velocity_ok[f, by, bx] = _velocity(
+            np.concatenate([vec[f, :, :, by, bx], nb_vec[f, :, :, by, bx]], 1),
+            np.concatenate([ref[f, :, by, bx], nb_ref[f, :, by, bx]], 1),
+            s,
+        )
+        placed = np.where(hit[:, None], exact, velocity)
+        todo = ~hit & (ref != 0).any(1)
+        (f, by, bx), common = _common(pair_vec, pair_ref, placed, todo, s)
+        placed[f, :, by, bx] = common  # read u again where the first estimate places the block
+        (f, by, bx), common = _common(pair_vec, pair_ref, placed, todo, s)
+        exact[f, :, by, bx], hit[f, by, bx] = common, True
+        exact, near = _fill(exact, hit)
+        flow = np.where(near[:, None], exact, velocity)
+        ok = hit | (~near & velocity_ok)
+        if not (ok | near).all():
+            flow = np.where(ok[:, None] | near[:, None], flow, _fill(flow, ok)[0])
         ok &= linked[:, k, None, None]
-        flows.append(np.where(linked[:, k, None, None, None], _fill(flow, ok), 0.0))
+        flows.append(np.where(linked[:, k, None, None, None], flow, 0.0))
         valid.append(ok)
     return np.stack(flows, 1).astype(np.float32), np.stack(valid, 1)
 
