@@ -13,8 +13,7 @@ from cpgd_bench.models.cpgd.cpc.configs import TINY
 from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet, control_residuals
 from cpgd_bench.models.cpgd.cpc.model import CPCModel
 from cpgd_bench.models.cpgd.cpc.weights import (
-    CONTROL_NAME,
-    SD_NAMES,
+    cpgd_files,
     diffusers_to_ldm,
     ldm_to_diffusers,
     load_control,
@@ -131,8 +130,9 @@ def test_missing_and_corrupt_files(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_every_stage2_entry_names_a_source_and_a_digest_or_says_why_not() -> None:
     table = load_table()
-    assert table.models["cpgd"] == {"sd": list(SD_NAMES), "control": [CONTROL_NAME]}
-    for name in (*SD_NAMES, CONTROL_NAME):
+    sd_names, control_names = cpgd_files()
+    assert sd_names[0] == "v2-1_512-ema-pruned.ckpt" and control_names == ["v2.pth"]  # the authors' files first
+    for name in (*sd_names, *control_names):
         entry = table.files[name]
         assert entry.source.startswith("https://") and entry.licence
         assert (len(entry.sha256) == 64) if entry.sha256 else entry.unverified

@@ -44,7 +44,7 @@ from cpgd_bench.data.degrade import DegradeConfig, degrade
 from cpgd_bench.models.cpgd.cpc.configs import ARCHS, PROMPT, VAE_FACTOR, CPCArch
 from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet
 from cpgd_bench.models.cpgd.cpc.model import CPCModel, coding_prior
-from cpgd_bench.models.cpgd.cpc.weights import CONTROL_NAME, SD_NAMES, load_control, load_sd
+from cpgd_bench.models.cpgd.cpc.weights import cpgd_files, load_control, load_sd
 from cpgd_bench.models.cpgd.cpfp.checkpoint import save_atomic
 from cpgd_bench.models.registry import Restorer
 from cpgd_bench.train import base
@@ -85,10 +85,11 @@ def build_model(config: dict[str, Any]) -> CPCModel:
     arch: CPCArch = ARCHS[m["arch"]]
     if arch.name == "tiny-random":
         return CPCModel.random(arch, separate_qm=m["separate_qm"], seed=config["seed"])
-    sd = find(SD_NAMES, m["sd"], m["weights_dir"])
-    control = find((CONTROL_NAME,), m["diffbir"], m["weights_dir"])
+    sd_names, control_names = cpgd_files()
+    sd = find(sd_names, m["sd"], m["weights_dir"])
+    control = find(control_names, m["diffbir"], m["weights_dir"])
     if sd is None or control is None:
-        raise WeightsError(missing_message(SD_NAMES if sd is None else (CONTROL_NAME,), m["weights_dir"]))
+        raise WeightsError(missing_message(sd_names if sd is None else control_names, m["weights_dir"]))
     unet, vae, text, tokenizer = load_sd(sd.path, arch)
     controlnet = build_controlnet(unet, coding_prior=True, separate_qm=m["separate_qm"])
     load_control(controlnet, control.path, dict(unet.config))

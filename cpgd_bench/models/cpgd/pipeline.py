@@ -20,7 +20,7 @@ from cpgd_bench.models.cpgd.cpc.configs import ARCHS, PROMPT, VAE_FACTOR
 from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet
 from cpgd_bench.models.cpgd.cpc.model import CPCModel, coding_prior
 from cpgd_bench.models.cpgd.cpc.sampler import make_scheduler, pad_to, sample, wavelet_color_fix
-from cpgd_bench.models.cpgd.cpc.weights import CONTROL_NAME, SD_NAMES, load_control, load_sd, read_state_dict
+from cpgd_bench.models.cpgd.cpc.weights import cpgd_files, load_control, load_sd, read_state_dict
 from cpgd_bench.models.registry import ModelError, Restorer
 from cpgd_bench.weights import Resolved, WeightsError, find, missing_message
 
@@ -137,13 +137,14 @@ class CPGDRestorer(Restorer):
     ) -> CPCModel | None:
         if arch not in ARCHS:
             raise ModelError(f"unknown CPC architecture {arch!r}; use one of {sorted(ARCHS)}")
-        sd_file = find(SD_NAMES, sd, weights_dir)
+        sd_names, control_names = cpgd_files()
+        sd_file = find(sd_names, sd, weights_dir)
         if sd_file is None:
-            log.warning("cpgd: %s; running stage 1 only", missing_message(SD_NAMES, weights_dir))
+            log.warning("cpgd: %s; running stage 1 only", missing_message(sd_names, weights_dir))
             return None
-        control = find((CONTROL_NAME,), weights or diffbir, weights_dir)
+        control = find(control_names, weights or diffbir, weights_dir)
         if control is None:
-            raise WeightsError(missing_message((CONTROL_NAME,), weights_dir) + " (or pass --weights <cpc.pt>)")
+            raise WeightsError(missing_message(control_names, weights_dir) + " (or pass --weights <cpc.pt>)")
         self.files = {"sd": sd_file, "control": control}
         state = read_state_dict(control.path)
         separate_qm = separate_qm or any(".to_qm." in k for k in state)  # a branch trained with the paper's L_qm

@@ -32,10 +32,8 @@ from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from cpgd_bench.models.cpgd.cpc.configs import CPCArch
-from cpgd_bench.weights import WeightsError, load_torch
+from cpgd_bench.weights import WeightsError, load_table, load_torch
 
-SD_NAMES = ("v2-1_512-ema-pruned.ckpt", "v2-1_512-ema-pruned.safetensors", "stable-diffusion-2-1-base")
-CONTROL_NAME = "v2.pth"
 _RESNET = (
     ("in_layers.0", "norm1"),
     ("in_layers.2", "conv1"),
@@ -45,6 +43,12 @@ _RESNET = (
     ("skip_connection", "conv_shortcut"),
 )
 _ATTN_MASK = (".attn1.mask.", ".attn1.cp_mask.")  # the authors' CPC mask layer name -> ours
+
+
+def cpgd_files() -> tuple[list[str], list[str]]:
+    """File names that fill model ``cpgd``'s slots in the weights table, preferred first: (SD 2.1, control branch)."""
+    slots = load_table().slots("cpgd")
+    return slots["sd"], slots["control"]
 
 
 # --- checkpoint reading -------------------------------------------------------------------------------------------
