@@ -62,7 +62,7 @@ def metric_info(name: str) -> MetricInfo:
 
 
 def get_metric(name: str, weights_dir: Path | None = None, device: str | torch.device | None = None) -> Metric:
-    """Build metric ``name`` on ``device`` (default CPU); weights come from ``weights_dir``/env/torch hub cache."""
+    """Build metric ``name`` on ``device`` (default CPU); weights: :func:`cpgd_bench.weights.resolve`."""
     info = metric_info(name)
     module, attr = info.factory.split(":")
     cls = getattr(importlib.import_module(module), attr)

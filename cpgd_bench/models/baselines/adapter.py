@@ -118,7 +118,7 @@ def resolve_files(spec: UpstreamSpec, upstream: Path) -> dict[str, Path]:
         if hit is None:
             raise ModelError(
                 f"{spec.name} needs its {name} file {Path(rel).name}: put it at {upstream / rel} (where the authors' "
-                f"code looks) or in $CPGD_BENCH_WEIGHTS ({spec.weights_hint})"
+                f"code looks) or in $CPGD_BENCH_WEIGHTS or ./weights ({spec.weights_hint})"
             )
         found[name] = hit.path.resolve()
     return found

@@ -9,8 +9,9 @@ again and divided by 2 (``get_bi_flows``, fp32); the network runs under fp16 aut
 Here flows are computed per tile.
 
 ``RAFT()`` loads ``model_zoos/raft-things.pth`` relative to the working directory: the file is resolved
-here (``<checkout>/model_zoos/raft-things.pth``, else ``$CPGD_BENCH_WEIGHTS/raft-things.pth``), RAFT is
-built in a folder holding just that file, and its path and sha256 go to the run's provenance.
+here (``<checkout>/model_zoos/raft-things.pth``, else by the weights lookup of :mod:`cpgd_bench.weights`, e.g.
+``$CPGD_BENCH_WEIGHTS/raft-things.pth``), RAFT is built in a folder holding just that file, and its path and
+sha256 go to the run's provenance.
 """
 
 from __future__ import annotations
