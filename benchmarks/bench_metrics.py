@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from cpgd_bench.metrics import WeightsError, get_metric
-from cpgd_bench.metrics import weights as weights_module
+from cpgd_bench.weights import table as weights_module
 
 HEIGHT, WIDTH = 720, 1280
 FRAMES = int(os.environ.get("BENCH_METRICS_FRAMES", "2"))
@@ -110,7 +110,7 @@ def _random_musiq(tmp: Path) -> Path:
     torch.manual_seed(0)
     ckpt = tmp / "musiq_koniq_ckpt-e95806b9.pth"
     torch.save(MUSIQ(pretrained=False).state_dict(), ckpt)
-    table = yaml.safe_load(weights_module.WEIGHTS_FILE.read_text())
+    table = yaml.safe_load(weights_module.TABLE_FILE.read_text())
     table["files"][ckpt.name]["sha256"] = hashlib.sha256(ckpt.read_bytes()).hexdigest()
     (tmp / "weights.yaml").write_text(yaml.safe_dump(table))
     return tmp / "weights.yaml"
@@ -141,7 +141,7 @@ def run() -> dict:
     except WeightsError as e:
         result["lpips_niqe_skipped"] = str(e)
     with tempfile.TemporaryDirectory() as tmp, mock.patch.object(
-        weights_module, "WEIGHTS_FILE", _random_musiq(Path(tmp))
+        weights_module, "TABLE_FILE", _random_musiq(Path(tmp))
     ):
         musiq_ours = get_metric("musiq", Path(tmp))
         musiq_ref = _pyiqa("musiq", pretrained_model_path=str(musiq_ours.weights["model"]))

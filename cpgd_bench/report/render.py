@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 
@@ -100,24 +100,34 @@ def _head(rows: pd.DataFrame, metrics: list[str]) -> list[str]:
     return ["method", *[title(m) for m in metrics], "weights sha256", "commit", "run" if measured else "source"]
 
 
+def _body(rows: pd.DataFrame, metrics: list[str], text: Callable[[str], str],
+          best: Callable[[str], str], second: Callable[[str], str], code: Callable[[str], str]) -> list[list[str]]:
+    """Escaped cells of every row (Markdown and HTML differ only in ``text``/``best``/``second``/``code``)."""
+    marks = _marks(rows, metrics)
+    measured = (rows["kind"] == "measured").all()
+    with_provenance = shared_source(rows) is None
+    body = []
+    for i, (_, row) in enumerate(rows.iterrows()):
+        cells = [text(row_label(row))]
+        for m in metrics:
+            value, rank = text(fmt(m, row[m])), marks[m].get(i)
+            cells.append(best(value) if rank == 1 else second(value) if rank == 2 else value)
+        if with_provenance:
+            sha, commit = _provenance(row)
+            cells += [code(text(sha)), code(text(commit)), text(row["run"] if measured else row["source"])]
+        body.append(cells)
+    return body
+
+
 def markdown_table(rows: pd.DataFrame) -> str:
     """One table in Markdown; a reported table's single citation comes once, above it."""
     metrics = _columns(rows)
-    marks = _marks(rows, metrics)
     head = _head(rows, metrics)
     source = shared_source(rows)
     lines = [f"Source: {md_text(source)} (reported numbers: no weights or commits)\n"] if source else []
     lines += ["| " + " | ".join(md_text(h) for h in head) + " |", "|" + "---|" * len(head)]
-    for i, (_, row) in enumerate(rows.iterrows()):
-        cells = [md_text(row_label(row))]
-        for m in metrics:
-            text = md_text(fmt(m, row[m]))
-            rank = marks[m].get(i)
-            cells.append(f"**{text}**" if rank == 1 else f"_{text}_" if rank == 2 else text)
-        if source is None:
-            sha, commit = _provenance(row)
-            cells += [md_text(c) for c in (sha, commit, row["run"] if row["kind"] == "measured" else row["source"])]
-        lines.append("| " + " | ".join(cells) + " |")
+    body = _body(rows, metrics, md_text, lambda t: f"**{t}**", lambda t: f"_{t}_", lambda t: t)
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines)
 
 
@@ -132,23 +142,13 @@ def markdown(frame: pd.DataFrame, header: str) -> str:
 def html_table(rows: pd.DataFrame) -> str:
     """One table in HTML; a reported table's single citation comes once, above it."""
     metrics = _columns(rows)
-    marks = _marks(rows, metrics)
-    measured = (rows["kind"] == "measured").all()
     source = shared_source(rows)
     out = [f"<p class='source'>Source: {html_text(source)} (reported numbers: no weights or commits)</p>"] \
         if source else []
     out += ["<table>", "<tr>" + "".join(f"<th>{html_text(h)}</th>" for h in _head(rows, metrics)) + "</tr>"]
-    for i, (_, row) in enumerate(rows.iterrows()):
-        cells = [html_text(row_label(row))]
-        for m in metrics:
-            text = html_text(fmt(m, row[m]))
-            rank = marks[m].get(i)
-            cells.append(f"<strong>{text}</strong>" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text)
-        if source is None:
-            sha, commit = _provenance(row)
-            cells += [f"<code>{html_text(sha)}</code>", f"<code>{html_text(commit)}</code>",
-                      html_text(row["run"] if measured else row["source"])]
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    body = _body(rows, metrics, html_text, lambda t: f"<strong>{t}</strong>", lambda t: f"<u>{t}</u>",
+                 lambda t: f"<code>{t}</code>")  # fmt: skip
+    out += ["<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells in body]
     out.append("</table>")
     return "\n".join(out)
 
