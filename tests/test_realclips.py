@@ -81,7 +81,7 @@ def test_source_covers_camera_and_object_motion_a_cut_and_duplicates() -> None:
 
 @pytest.mark.codec
 def test_composed_flows_beat_scaled_on_every_clip(quality: dict) -> None:
-    """Measured: composed 0.83-0.92 of DIS's gain (scaled: 0.42-0.74); see the README for the numbers."""
+    """Measured: composed 0.83-0.92 of DIS's gain (scaled: 0.42-0.74); see docs/datasets.md for the numbers."""
     for key, row in quality["composed"].items():
         old = quality["scaled"][key]
         assert row["gain"] >= 0.8, (key, row)

@@ -1,6 +1,6 @@
 """Reading image frames (PNG, JPEG) as uint8 RGB, with the one policy every image adapter follows.
 
-Policy (documented in the README): 8-bit RGB is read as is; 8-bit greyscale is converted to RGB by
+Policy (documented in docs/datasets.md): 8-bit RGB is read as is; 8-bit greyscale is converted to RGB by
 repeating the grey channel (lossless); an alpha channel is dropped only when every pixel is opaque;
 16-bit PNGs are refused (reducing them to 8 bit would silently change ground truth: convert them
 yourself, e.g. ``magick in.png -depth 8 out.png``); anything unreadable is refused. Frame sizes are

@@ -1,7 +1,7 @@
 """Size limits of source frames, checked from image headers and ``.yuv`` geometry before any frame is allocated.
 
 A frame or sequence outside :data:`LIMITS` fails that sequence with one line naming the file; a build
-goes on with the other sequences. The README states these limits.
+goes on with the other sequences. docs/datasets.md states these limits.
 """
 
 from __future__ import annotations
