@@ -5,8 +5,9 @@ decoded frames, on grey levels (BT.601 luma of the decoded RGB, 0-255):
 
 * ``warp_prior``, ``warp_zero``, ``warp_dis``: mean absolute difference between frame t and the
   neighbour backward-warped (bilinear, :func:`cpgd_bench.data.flow.backward_warp`) to it by the
-  prior's flow as :class:`~cpgd_bench.data.CodingPriorDataset` hands it (0 where invalid), by no
-  motion, and by DIS optical flow (``cv2.DISOpticalFlow``, medium preset; optional dependency
+  prior's flow as :class:`~cpgd_bench.data.CodingPriorDataset` hands it for full frames (method
+  ``flow``; where invalid: 0, or filled as the method's rules say), by no motion, and by DIS
+  optical flow (``cv2.DISOpticalFlow``, medium preset; optional dependency
   ``opencv-python-headless``), averaged over all pixels and pairs;
 * ``gain``: the fraction of DIS's gain the prior reaches, ``(zero - prior) / (zero - dis)``;
 * ``epe_dis``: mean end-point error (px) of the prior against DIS on textured moving pixels (valid
@@ -33,7 +34,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from cpgd_bench.data.flow import DEFAULT_FLOW, FLOW_METHODS, backward_warp, block_flows, upsample_flows
+from cpgd_bench.data.flow import (
+    DEFAULT_FLOW,
+    FLOW_METHODS,
+    backward_warp,
+    block_flows,
+    upsample_blocks,
+    upsample_flows,
+)
 from cpgd_bench.sources.realclips import frame_events
 from cpgd_bench.store import StoreError, StoreWriter, open_store
 from cpgd_bench.store.reader import read_frames
@@ -87,7 +95,7 @@ def sequence_quality(group: Any, flow: str = DEFAULT_FLOW) -> list[dict[str, Any
                 continue
             later = max(t, n)
             fl = upsample_flows(blocks[t, k], h, w, flow)
-            ok = upsample_flows(valid_blocks[t, k], h, w, "scaled")
+            ok = upsample_blocks(valid_blocks[t, k], h, w)
             if later in cuts:
                 cut_valid.append(float(ok.mean()))
                 continue
