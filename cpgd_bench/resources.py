@@ -1,7 +1,8 @@
 """Where files live: what ships with the package (read with :mod:`importlib.resources`) and the user cache.
 
-``pyproject.toml`` maps the checkout's top-level ``manifests/``, ``codec/`` and ``vvc_patches/`` folders into
-the package as ``cpgd_bench.manifests``, ``cpgd_bench.codec_src`` and ``cpgd_bench.vvc_patches``, so an
+``pyproject.toml`` maps the checkout's top-level ``manifests/``, ``codec/``, ``vvc_patches/`` and ``leaderboard/``
+(its ``reported.csv``) folders into the package as ``cpgd_bench.manifests``, ``cpgd_bench.codec_src``,
+``cpgd_bench.vvc_patches`` and ``cpgd_bench.leaderboard_data``, so an
 editable install and a wheel read them by the same names. What is built on the user's machine (the codec)
 goes to the cache: ``$CPGD_BENCH_HOME``, default ``$XDG_CACHE_HOME/cpgd-bench`` or ``~/.cache/cpgd-bench``.
 """
@@ -41,6 +42,11 @@ def codec_sources() -> Path:
 def vvc_patches() -> Path:
     """The folder holding the FFmpeg patches (``*.patch``, applied in name order)."""
     return _package_dir("cpgd_bench.vvc_patches")
+
+
+def reported_rows() -> Path:
+    """The paper's reported rows, ``leaderboard/reported.csv`` (what ``cpgd-bench report`` uses by default)."""
+    return _package_dir("cpgd_bench.leaderboard_data") / "reported.csv"
 
 
 def cache_home() -> Path:

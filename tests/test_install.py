@@ -23,10 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_package_is_listed_in_pyproject() -> None:
-    """pyproject.toml lists its packages (three are mapped folders), so a new subpackage must be added there."""
+    """pyproject.toml lists its packages (four are mapped folders), so a new subpackage must be added there."""
     setuptools_cfg = read_configuration(REPO / "pyproject.toml", expand=False)["tool"]["setuptools"]
     mapped = set(setuptools_cfg["package-dir"])
-    assert mapped == {"cpgd_bench.manifests", "cpgd_bench.codec_src", "cpgd_bench.vvc_patches"}
+    assert mapped == {"cpgd_bench.manifests", "cpgd_bench.codec_src", "cpgd_bench.vvc_patches",
+                      "cpgd_bench.leaderboard_data"}
     assert set(setuptools_cfg["packages"]) - mapped == set(find_packages(str(REPO), include=["cpgd_bench*"]))
 
 
@@ -35,6 +36,7 @@ def test_package_data_is_read_through_resources() -> None:
     assert resources.manifest("protocols", "cpgd-paper.yaml").is_file()
     assert (resources.codec_sources() / "build.sh").is_file() and (resources.codec_sources() / "vvc_dump.c").is_file()
     assert len(list(resources.vvc_patches().glob("*.patch"))) == 2
+    assert resources.reported_rows().read_text().startswith("table,dataset,protocol,method")
     with pytest.raises(CpgdBenchError, match=r"pip install -e \."):  # e.g. installed before the mapping existed
         resources._package_dir("cpgd_bench.absent")
 
@@ -77,7 +79,7 @@ def _copy_source(dest: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, dest / name)
     junk = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("cpgd_bench", "manifests", "vvc_patches"):
+    for name in ("cpgd_bench", "manifests", "vvc_patches", "leaderboard"):
         shutil.copytree(REPO / name, dest / name, ignore=junk)
     shutil.copytree(REPO / "codec", dest / "codec", ignore=lambda d, names: [*junk(d, names), "build"])
     return dest
@@ -116,8 +118,7 @@ def test_wheel_in_a_fresh_environment_runs_the_main_job(tmp_path: Path) -> None:
     assert site.is_relative_to(venv) and site.name == "site-packages", where  # the wheel, not the checkout
     cli("dataset", "build", "sample", "--out", "sample.zarr", "--jobs", "2")
     cli("run", "--model", "input", "--store", "sample.zarr", "--skip-unavailable")
-    # The paper's reported rows are not package data yet (leaderboard/reported.csv, read from <out>/ by default).
-    written = cli("report", "--reported", str(REPO / "leaderboard" / "reported.csv")).split()
+    written = cli("report").split()  # the paper's reported rows come from the package
     assert written and all((work / p).is_file() for p in written)
     (run_json,) = (work / "runs").glob("*/run.json")
     assert json.loads(run_json.read_text())["code_commit"] == f"cpgd-bench {__version__}"  # no git checkout here

@@ -45,7 +45,8 @@ def run(
 @click.command()
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(path_type=Path))
 @click.option("--out", default="leaderboard", show_default=True, type=click.Path(path_type=Path))
-@click.option("--reported", type=click.Path(path_type=Path), help="Reported rows (default: <out>/reported.csv).")
+@click.option("--reported", type=click.Path(path_type=Path),
+              help="Reported rows (default: the paper's, leaderboard/reported.csv, shipped in the package).")
 def report(runs_dir: Path, out: Path, reported: Path | None) -> None:
     """Collect finished runs (and the paper's reported rows) into OUT: csv, markdown, html with plots."""
     from cpgd_bench.report import build_report

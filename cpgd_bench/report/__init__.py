@@ -20,6 +20,7 @@ from cpgd_bench.report.collect import ReportError, collect_runs, leaderboard_fra
 from cpgd_bench.report.compare import build_comparisons, comparisons_html
 from cpgd_bench.report.plots import Plot, caption, perception_distortion
 from cpgd_bench.report.render import groups, html_table, html_text, markdown, row_label, sequence_table
+from cpgd_bench.resources import reported_rows
 
 __all__ = ["ReportError", "build_report"]
 
@@ -122,7 +123,7 @@ def build_report(runs_root: Path, out: Path, reported: Path | None = None) -> li
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(runs_root)
-    frame = leaderboard_frame(runs, load_reported(Path(reported) if reported else out / "reported.csv"))
+    frame = leaderboard_frame(runs, load_reported(Path(reported) if reported else reported_rows()))
     generated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     written = [out / "leaderboard.csv", out / "LEADERBOARD.md", out / "index.html", out / "plots.json"]
     frame.to_csv(written[0], index=False)

@@ -117,7 +117,8 @@ def collect_runs(runs_root: Path) -> list[MeasuredRun]:
 def load_reported(path: Path) -> pd.DataFrame:
     """The paper's tables (``reported.csv``) as reported rows; a missing metric column is a one-line error."""
     if not Path(path).exists():
-        raise ReportError(f"reported results {path} not found; pass --reported FILE (leaderboard/reported.csv)")
+        raise ReportError(f"reported results {path} not found; pass --reported FILE (the paper's: "
+                          "leaderboard/reported.csv)")  # fmt: skip
     table = pd.read_csv(path, dtype={"table": str, "variant": str, "flops": str}, keep_default_na=False,
                         na_values=[""])
     absent = [c for c in ["table", "dataset", "method", "source", *METRICS] if c not in table.columns]
