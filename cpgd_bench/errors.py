@@ -10,8 +10,3 @@ from __future__ import annotations
 
 class CpgdBenchError(Exception):
     """Something the user can fix: a missing or damaged file, a bad option, an unmet requirement."""
-
-    def one_line(self) -> str:
-        """The message's first line (the type's name when empty)."""
-        lines = str(self).splitlines()
-        return lines[0] if lines else type(self).__name__
