@@ -228,6 +228,7 @@ def build_store(
     source: Source,
     out: str | Path,
     profile: str = "default",
+    codec: str | None = None,
     workdir: str | Path | None = None,
     progress: bool = True,
     jobs: int = 1,
@@ -235,6 +236,9 @@ def build_store(
     scheduler: str | None = None,
 ) -> BuildSummary:
     """Build (or resume) the store ``out`` from every sequence of ``source`` with codec ``profile``.
+
+    ``codec`` (vvc, hevc, h264) picks that codec's default profile when ``profile`` is "default", and
+    must match the profile's codec otherwise.
 
     ``jobs`` sequences build at once (``-1``: one per CPU); ``backend`` is a joblib backend:
     ``loky`` (processes), ``threading`` or ``dask`` (the Dask cluster at ``scheduler``; ``out`` and
@@ -256,10 +260,10 @@ def build_store(
     if jobs < 1:
         raise BuildError(f"--jobs must be >= 1 or -1 (one per CPU), got {jobs}")
     out = Path(out).absolute()
-    resolved = load_profile(profile)
+    resolved = load_profile(profile, codec)
     _check_profile(out, resolved.name)
     summary = BuildSummary(store=out)
-    root_attrs = {"source": source.describe(), "codec_profile": resolved.as_dict()}
+    root_attrs = {"source": source.describe(), "codec": resolved.codec, "codec_profile": resolved.as_dict()}
     refs = source.sequences()
     scratch_root = None if workdir is None else str(Path(workdir).absolute())
     if scratch_root is not None:

@@ -233,7 +233,7 @@ def test_bad_input_and_missing_build(tmp_path, monkeypatch):
 def test_encoder_error_wins_over_the_decoders(tmp_path):
     """VVenC rejecting its parameters leaves the decoder an empty pipe: the encoder's message is the one raised."""
     require_codec("patched")
-    bad = dataclasses.replace(load_profile(), vvenc_params={"NoSuchParam": 1})
+    bad = dataclasses.replace(load_profile(), params={"NoSuchParam": 1})
     with pytest.raises(CodecError, match=r"^VVenC encoding of x\.266 failed: .*NoSuchParam"):
         extract_priors(translating_clip(2, (64, 96)), bad, tmp_path, "x")
 

@@ -306,7 +306,7 @@ def test_codec_minimum_is_checked_before_encoding(tmp_path: Path) -> None:
     assert not (tmp_path / "tiny.266").exists()
     raw = b"[vost#0:0/libvvenc @ 0x5581c3433500] [enc:libvvenc @ 0x5581c3433fc0] Error submitting video frame to " \
           b"the encoder\n[vost#0:0/libvvenc @ 0x5581c3433500] Error encoding a frame\n"  # fmt: skip
-    message = str(_failure(tmp_path / "noisy.266", raw))
+    message = str(_failure(tmp_path / "noisy.266", raw, "VVenC"))
     assert message.startswith("VVenC encoding of noisy.266 failed: Error submitting video frame to the encoder (")
     assert "0x55" not in message and "higher QP" in message
 

@@ -48,14 +48,17 @@ _jobs = click.option("--jobs", "-j", default=1, show_default=True, type=int,
 _backend = click.option("--backend", type=click.Choice(["loky", "threading", "dask"]), default="loky",
                         show_default=True, help="joblib backend: loky processes, threads, or a Dask cluster.")
 _scheduler = click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for --backend dask.")
-_profile = click.option("--profile", default="default", show_default=True, help="Codec profile (manifests/codec).")
+_profile = click.option("--profile", default="default", show_default=True,
+                        help="Coding profile (manifests/codec/profiles.yaml); 'default' is the --codec's default.")
+_codec = click.option("--codec", default=None, metavar="vvc|hevc|h264",
+                      help="Codec of the priors (default vvc): picks its default profile (HEVC: x265, H.264: x264).")
 _workdir = click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
                         help="Codec scratch dir (shared by all workers with dask).")
 
 
 @click.group()
 def dataset() -> None:
-    """Build and inspect coding-prior stores (Zarr v3: frames, VVC motion vectors, residuals)."""
+    """Build and inspect coding-prior stores (Zarr v3: frames, VVC/HEVC/H.264 motion vectors, residuals)."""
 
 
 @dataset.command()
@@ -64,17 +67,18 @@ def dataset() -> None:
 @click.option("--root", type=click.Path(exists=True, path_type=Path), help="Dataset root dir (or a video file).")
 @click.option("--option", "-o", "options", multiple=True, help=_OPTION_HELP)
 @_profile
+@_codec
 @_workdir
 @_jobs
 @_backend
 @_scheduler
-def build(name: str, out: Path, root: Path | None, options: tuple[str, ...], profile: str, workdir: Path | None,
-          jobs: int, backend: str, scheduler: str | None) -> None:  # fmt: skip
-    """Build (or resume) the store OUT for dataset NAME with VVC coding priors."""
+def build(name: str, out: Path, root: Path | None, options: tuple[str, ...], profile: str, codec: str | None,
+          workdir: Path | None, jobs: int, backend: str, scheduler: str | None) -> None:  # fmt: skip
+    """Build (or resume) the store OUT for dataset NAME with VVC (or --codec HEVC/H.264) coding priors."""
     from cpgd_bench.build import build_store
 
-    summary = build_store(_source(name, root, options), out, profile=profile, workdir=workdir, jobs=jobs,
-                          backend=backend, scheduler=scheduler)  # fmt: skip
+    summary = build_store(_source(name, root, options), out, profile=profile, codec=codec, workdir=workdir,
+                          jobs=jobs, backend=backend, scheduler=scheduler)  # fmt: skip
     click.echo(summary.format())
     if summary.failed:
         raise SystemExit(1)
@@ -87,12 +91,13 @@ def build(name: str, out: Path, root: Path | None, options: tuple[str, ...], pro
               help="Folder for the stores (<name>.zarr).")
 @click.option("--only", default="", help="Comma-separated datasets to build (default: every one found).")
 @_profile
+@_codec
 @_workdir
 @_jobs
 @_backend
 @_scheduler
-def build_all(data_root: Path, stores: Path, only: str, profile: str, workdir: Path | None, jobs: int, backend: str,
-              scheduler: str | None) -> None:  # fmt: skip
+def build_all(data_root: Path, stores: Path, only: str, profile: str, codec: str | None, workdir: Path | None,
+              jobs: int, backend: str, scheduler: str | None) -> None:  # fmt: skip
     """Build a store for each real dataset found under --data-root (those named in --only must be there)."""
     from cpgd_bench.build import build_store
     from cpgd_bench.sources.manifest import load_manifest
@@ -114,8 +119,8 @@ def build_all(data_root: Path, stores: Path, only: str, profile: str, workdir: P
             else:
                 click.echo(f"skip {line}")
             continue
-        summary = build_store(get_source(name, root=root), stores / f"{name}.zarr", profile=profile, workdir=workdir,
-                              jobs=jobs, backend=backend, scheduler=scheduler)  # fmt: skip
+        summary = build_store(get_source(name, root=root), stores / f"{name}.zarr", profile=profile, codec=codec,
+                              workdir=workdir, jobs=jobs, backend=backend, scheduler=scheduler)  # fmt: skip
         click.echo(summary.format())
         failed = failed or bool(summary.failed)
     if failed:

@@ -52,14 +52,14 @@ def patch_sha256() -> str:
     return h.hexdigest()
 
 
-def decoder_version() -> str:
-    """Human-readable decoder identity."""
-    return "FFmpeg 7.1.5 vvc decoder + cpgd-bench vvc_patches"
+def decoder_version(codec: str = "vvc") -> str:
+    """Human-readable decoder identity of ``codec`` (vvc, hevc, h264)."""
+    return f"FFmpeg 7.1.5 {codec} decoder + cpgd-bench vvc_patches"
 
 
 def run_dump(bitstream: Path, *, threads: int = 0, export: bool = True, prediction: bool = False,
-             rgb: bool = False, variant: str = "patched",
-             feed: Callable[[BinaryIO], None] | None = None) -> Iterator[DumpFrame]:  # fmt: skip
+             rgb: bool = False, variant: str = "patched", feed: Callable[[BinaryIO], None] | None = None,
+             codec: str = "vvc") -> Iterator[DumpFrame]:  # fmt: skip
     """Decode `bitstream` and yield its frames with priors, streaming from the tool's stdout.
 
     ``rgb``: the tool converts each picture to 8-bit RGB (``DumpFrame.rgb``, the same bytes as
@@ -74,6 +74,7 @@ def run_dump(bitstream: Path, *, threads: int = 0, export: bool = True, predicti
     cmd += [] if export else ["--no-export"]
     cmd += ["--prediction"] if prediction else []
     cmd += ["--rgb"] if rgb else []
+    cmd += [] if codec == "vvc" else ["--codec", codec]
     cmd += [str(bitstream)] if feed is None else ["--name", bitstream.name, "-"]
     stdin = None if feed is None else subprocess.PIPE
     with subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:

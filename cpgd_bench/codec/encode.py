@@ -1,4 +1,4 @@
-"""Encode RGB frames with VVenC (H.266) through the FFmpeg binary shipped by imageio-ffmpeg."""
+"""Encode RGB frames with VVenC (H.266), x265 (HEVC) or x264 (H.264) through imageio-ffmpeg's FFmpeg binary."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
@@ -16,9 +17,9 @@ import numpy as np
 
 from .colour import rgb_to_yuv420
 from .errors import CodecError
-from .profiles import CodecProfile
+from .profiles import CodecProfile, codec_spec
 
-ALIGN = 8  # VVC coded sizes are multiples of the minimum CU size
+ALIGN = 8  # VVC and HEVC coded sizes are multiples of the minimum CU size (x264 pads to 16 and crops itself)
 RELAY_BYTES = 1 << 16  # bitstream bytes relayed per read
 #: Smallest coded width and height. FFmpeg's libvvenc wrapper gives each access unit (parameter sets
 #: and one picture) a W x H byte buffer, so small pictures fail on their content alone (measured with
@@ -37,15 +38,16 @@ def ffmpeg_exe() -> str:
 
 
 @cache
-def encoder_version() -> str:
-    """'ffmpeg <version>, libvvenc <version>' of the encoder in use."""
-    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-h", "encoder=libvvenc"],
+def encoder_version(codec: str = "vvc") -> str:
+    """'ffmpeg <version>, <encoder>' of the encoder of ``codec`` in use."""
+    encoder = codec_spec(codec).encoder
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-h", f"encoder={encoder}"],
                          capture_output=True, text=True).stdout
-    if "libvvenc" not in out:
-        raise CodecError(f"{ffmpeg_exe()} has no libvvenc encoder; reinstall imageio-ffmpeg >= 0.6")
+    if encoder not in out:
+        raise CodecError(f"{ffmpeg_exe()} has no {encoder} encoder; reinstall imageio-ffmpeg >= 0.6")
     ver = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout.split("\n")[0]
     m = re.search(r"ffmpeg version (\S+)", ver)
-    return f"ffmpeg {m[1] if m else 'unknown'}, libvvenc"
+    return f"ffmpeg {m[1] if m else 'unknown'}, {encoder}"
 
 
 def pad_to_multiple(frames: np.ndarray, align: int = ALIGN) -> np.ndarray:
@@ -57,13 +59,11 @@ def pad_to_multiple(frames: np.ndarray, align: int = ALIGN) -> np.ndarray:
     return np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
 
 
-def yuv420p10_bytes(frames: np.ndarray, bit_depth: int) -> bytes:
-    """(T, H, W, 3) uint8 RGB -> raw planar yuv420p10le bytes, frame after frame."""
-    parts = []
+def yuv420p10_frames(frames: np.ndarray, bit_depth: int) -> Iterator[bytes]:
+    """(T, H, W, 3) uint8 RGB -> raw planar yuv420p10le bytes, one frame at a time."""
     for f in frames:
         y, cb, cr = rgb_to_yuv420(f, bit_depth)
-        parts += [y.astype("<u2").tobytes(), cb.astype("<u2").tobytes(), cr.astype("<u2").tobytes()]
-    return b"".join(parts)
+        yield b"".join(p.astype("<u2").tobytes() for p in (y, cb, cr))
 
 
 def _command(frames: np.ndarray, profile: CodecProfile, fps: float, threads: int, out: Path) -> list[str]:
@@ -79,33 +79,34 @@ def _command(frames: np.ndarray, profile: CodecProfile, fps: float, threads: int
             "codes here; use larger frames (upscale or pad them)"
         )
     if profile.bit_depth != 10:
-        raise CodecError("only 10-bit coding is supported (libvvenc takes yuv420p10le)")
+        raise CodecError("only 10-bit coding is supported (every profile codes yuv420p10le)")
+    spec = profile.spec
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "pipe:0",
-        "-c:v", "libvvenc", "-preset", profile.preset, "-qp", str(profile.qp),
+        "-c:v", spec.encoder, "-preset", profile.preset, "-qp", str(profile.qp),
         "-threads", str(threads),
         "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
     ]
-    if profile.vvenc_params:
-        cmd += ["-vvenc-params", profile.vvenc_params_arg()]
-    return cmd
+    if profile.params:
+        cmd += [spec.params_option, profile.params_arg()]
+    return cmd + ["-f", spec.muxer]
 
 
-def _failure(out: Path, stderr: bytes) -> CodecError:
+def _failure(out: Path, stderr: bytes, encoder: str) -> CodecError:
     lines = [_FFMPEG_CONTEXT.sub("", ln).strip() for ln in stderr.decode(errors="replace").splitlines()]
     first = next((ln for ln in lines if ln), "no output")
     if first.startswith("Error submitting video frame"):  # the access unit outgrew FFmpeg's W x H byte buffer
         first += " (a coded picture may take at most W x H bytes here: use larger frames or a higher QP)"
-    return CodecError(f"VVenC encoding of {out.name} failed: {first}")
+    return CodecError(f"{encoder} encoding of {out.name} failed: {first}")
 
 
 def encode(frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0, threads: int = 0) -> Path:
-    """Encode uint8 RGB frames (T, H, W, 3), H and W multiples of 8, to a raw VVC bitstream `out`."""
-    cmd = _command(frames, profile, fps, threads, out) + ["-f", "vvc", str(out)]
-    proc = subprocess.run(cmd, input=yuv420p10_bytes(frames, profile.bit_depth), capture_output=True)
+    """Encode uint8 RGB frames (T, H, W, 3), H and W multiples of 8, to a raw bitstream `out` of the profile's codec."""
+    cmd = _command(frames, profile, fps, threads, out) + [str(out)]
+    proc = subprocess.run(cmd, input=b"".join(yuv420p10_frames(frames, profile.bit_depth)), capture_output=True)
     if proc.returncode or not out.exists() or out.stat().st_size == 0:
-        raise _failure(out, proc.stderr)
+        raise _failure(out, proc.stderr, profile.spec.encoder_name)
     return out
 
 
@@ -117,9 +118,10 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class StreamingEncoder:
-    """VVenC in the background, its bitstream written to ``out`` and relayed to a decoder as it is produced.
+    """The encoder in the background, its bitstream written to ``out`` and relayed to a decoder as it is produced.
 
-    The frames are converted as :func:`encode` does, then fed to FFmpeg by one thread; another copies
+    The frames are converted as :func:`encode` does, one at a time, by a thread that feeds them to FFmpeg as
+    it takes them (conversion overlaps encoding); another thread copies
     its output to ``out`` and to the pipe handed to :meth:`relay_to`, so decoding overlaps encoding.
     Use as a context manager: :meth:`finish` waits and raises :class:`CodecError` if encoding failed;
     leaving the block early (an error) stops the encoder.
@@ -127,20 +129,21 @@ class StreamingEncoder:
 
     def __init__(self, frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0,
                  threads: int = 0) -> None:  # fmt: skip
-        cmd = _command(frames, profile, fps, threads, out) + ["-f", "vvc", "pipe:1"]
-        data = yuv420p10_bytes(frames, profile.bit_depth)
-        self.out = out
+        cmd = _command(frames, profile, fps, threads, out) + ["pipe:1"]
+        self.out, self._encoder = out, profile.spec.encoder_name
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
         self._ended = threading.Event()                # the encoder's output is complete (or it died)
         self._relay_error: OSError | None = None
-        self._feeder = threading.Thread(target=self._feed, args=(data,), daemon=True)
+        self._feeder = threading.Thread(target=self._feed, args=(yuv420p10_frames(frames, profile.bit_depth),),
+                                        daemon=True)
         self._relay: threading.Thread | None = None
         self._feeder.start()
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, frames: Iterator[bytes]) -> None:
         with contextlib.suppress(BrokenPipeError):     # the encoder stopped early: its exit status says why
-            self._proc.stdin.write(data)
+            for data in frames:
+                self._proc.stdin.write(data)
         with contextlib.suppress(BrokenPipeError):
             self._proc.stdin.close()
 
@@ -176,7 +179,7 @@ class StreamingEncoder:
             return CodecError(f"cannot write {self.out}: {self._relay_error}")
         if self._proc.wait() or not self.out.exists() or self.out.stat().st_size == 0:
             self._stderr.seek(0)
-            return _failure(self.out, self._stderr.read())
+            return _failure(self.out, self._stderr.read(), self._encoder)
         return None
 
     def finish(self) -> None:

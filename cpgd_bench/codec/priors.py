@@ -1,4 +1,4 @@
-"""Frames -> VVC bitstream -> decoded frames + coding priors, in the store schema."""
+"""Frames -> VVC, HEVC or H.264 bitstream -> decoded frames + coding priors, in the store schema."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from .profiles import CodecProfile
 #: Arrays decoded per frame, delivered in frame blocks by :class:`PriorStream`.
 BLOCK_ARRAYS = ("decoded", "mv", "mv_ref", "residual", "residual_cb", "residual_cr")
 PRIOR_ARRAYS = (*BLOCK_ARRAYS, "poc", "slice_type", "qp")
+SLICE_I = 2  # slice_type of an intra picture (every codec mapped to 0 B, 1 P, 2 I): POC may restart there
 
 
 @dataclass
@@ -55,8 +56,9 @@ class PriorStream:
     """
 
     def __init__(self, bitstream: Path, height: int, width: int, n_frames: int | None = None, threads: int = 0,
-                 block: int = 16, feed: Callable[[BinaryIO], None] | None = None) -> None:  # fmt: skip
-        self.bitstream, self.height, self.width = bitstream, height, width
+                 block: int = 16, feed: Callable[[BinaryIO], None] | None = None,
+                 codec: str = "vvc") -> None:  # fmt: skip
+        self.bitstream, self.height, self.width, self.codec = bitstream, height, width, codec
         self.n_frames, self.threads, self.block, self.feed = n_frames, threads, block, feed
         self.attrs: dict = {}
         self._per_frame: dict[str, list[int]] = {}
@@ -78,7 +80,8 @@ class PriorStream:
         name = self.bitstream.name
         block, start, first, lmcs = None, 0, None, False
         self.attrs, self._per_frame = {}, {"poc": [], "slice_type": [], "qp": []}   # each iteration decodes anew
-        for t, f in enumerate(run_dump(self.bitstream, threads=self.threads, rgb=True, feed=self.feed)):
+        for t, f in enumerate(run_dump(self.bitstream, threads=self.threads, rgb=True, feed=self.feed,
+                                          codec=self.codec)):
             if first is None:
                 first = f
                 if f.rgb.shape[0] < h or f.rgb.shape[1] < w:
@@ -109,13 +112,14 @@ class PriorStream:
         if self.n_frames is not None and n != self.n_frames:
             raise CodecError(f"{name}: decoded {n} frames, expected {self.n_frames} "
                              "(truncated bitstream?); delete it and rebuild the sequence")
-        pocs = self._per_frame["poc"]
-        if pocs != sorted(pocs):
+        pocs, types = self._per_frame["poc"], self._per_frame["slice_type"]
+        if any(b <= a and kind != SLICE_I for a, b, kind in zip(pocs, pocs[1:], types[1:], strict=False)):
             raise CodecError(f"{name}: output is not in display order (POCs {pocs[:8]}...)")
         coded = [int(first.rgb.shape[0]), int(first.rgb.shape[1])]
         self.attrs = {
-            "bit_depth": int(first.bit_depth), "lmcs": bool(lmcs), "decoder": decoder_version(),
-            "patch_sha256": patch_sha256(), "coded_size": coded, "source_size": [h, w],
+            "codec": self.codec, "bit_depth": int(first.bit_depth), "lmcs": bool(lmcs),
+            "decoder": decoder_version(self.codec), "patch_sha256": patch_sha256(), "coded_size": coded,
+            "source_size": [h, w],
         }  # fmt: skip
 
     def per_frame(self) -> dict[str, np.ndarray]:
@@ -124,9 +128,9 @@ class PriorStream:
 
 
 def decode_priors(bitstream: Path, height: int, width: int, n_frames: int | None = None,
-                  threads: int = 0) -> CodedSequence:
-    """Run the patched decoder on `bitstream` and crop everything to `height` x `width` (whole arrays)."""
-    return _whole(PriorStream(bitstream, height, width, n_frames, threads, block=n_frames or 16))
+                  threads: int = 0, codec: str = "vvc") -> CodedSequence:
+    """Run the patched decoder of ``codec`` on `bitstream` and crop everything to `height` x `width` (whole arrays)."""
+    return _whole(PriorStream(bitstream, height, width, n_frames, threads, block=n_frames or 16, codec=codec))
 
 
 def _whole(stream: PriorStream) -> CodedSequence:
@@ -149,21 +153,21 @@ def _check_frames(frames: np.ndarray, name: str) -> None:
 
 def _encode_attrs(profile: CodecProfile, fps: float, bitstream: Path, seconds: float) -> dict:
     return {
-        "profile": profile.as_dict(), "encoder": encoder_version(), "fps": float(fps),
+        "profile": profile.as_dict(), "encoder": encoder_version(profile.codec), "fps": float(fps),
         "bitstream_bytes": bitstream.stat().st_size, "encode_seconds": round(seconds, 3),
     }  # fmt: skip
 
 
 def encode_sequence(frames: np.ndarray, profile: CodecProfile, workdir: Path, name: str = "seq",
                     fps: float = 30.0, threads: int = 0) -> tuple[Path, dict]:
-    """Encode uint8 RGB frames (T, H, W, 3) of any size with VVenC to ``workdir/<name>.266``.
+    """Encode uint8 RGB frames (T, H, W, 3) of any size to ``workdir/<name>.266`` (``.265``, ``.264``: the codec's).
 
     Frames are edge-padded to multiples of 8 for coding. Returns the bitstream and its attributes
     (profile, encoder, fps, size, encode time).
     """
     _check_frames(frames, name)
     workdir.mkdir(parents=True, exist_ok=True)
-    bitstream = workdir / f"{name}.266"
+    bitstream = workdir / f"{name}{profile.spec.suffix}"
     t0 = time.perf_counter()
     encode(pad_to_multiple(frames), profile, bitstream, fps=fps, threads=threads)
     return bitstream, _encode_attrs(profile, fps, bitstream, time.perf_counter() - t0)
@@ -175,7 +179,8 @@ def coded_stream(frames: np.ndarray, profile: CodecProfile, workdir: Path, name:
     """Encode uint8 RGB frames (T, H, W, 3) of any size and decode them with prior export, at once.
 
     Yields a :class:`PriorStream` of the frames cropped back to the source size; the patched decoder
-    reads VVenC's bitstream as it is produced, while it is also written to ``workdir/<name>.266``.
+    reads the encoder's bitstream as it is produced, while it is also written to ``workdir/<name>.266``
+    (``.265``, ``.264``: the codec's suffix).
     When the block ends without error, the encoder has finished too and ``stream.attrs`` holds the
     encoder's attributes as well (``encode_seconds`` and ``decode_seconds`` count from the start, as
     the two overlap; the latter ends when the consumer took the last block). If the encoder fails,
@@ -183,11 +188,11 @@ def coded_stream(frames: np.ndarray, profile: CodecProfile, workdir: Path, name:
     """
     _check_frames(frames, name)
     workdir.mkdir(parents=True, exist_ok=True)
-    bitstream = workdir / f"{name}.266"
+    bitstream = workdir / f"{name}{profile.spec.suffix}"
     t0 = time.perf_counter()
     with StreamingEncoder(pad_to_multiple(frames), profile, bitstream, fps, threads) as encoder:
         stream = PriorStream(bitstream, *frames.shape[1:3], n_frames=len(frames), threads=threads, block=block,
-                             feed=encoder.relay_to)  # fmt: skip
+                             feed=encoder.relay_to, codec=profile.codec)  # fmt: skip
         try:
             yield stream
         except CodecError:
@@ -203,10 +208,11 @@ def coded_stream(frames: np.ndarray, profile: CodecProfile, workdir: Path, name:
 
 def extract_priors(frames: np.ndarray, profile: CodecProfile, workdir: Path, name: str = "seq",
                    fps: float = 30.0, threads: int = 0) -> CodedSequence:
-    """Encode uint8 RGB frames (T, H, W, 3) with VVenC and decode them with MV/residual export.
+    """Encode uint8 RGB frames (T, H, W, 3) with the profile's encoder and decode them with MV/residual export.
 
     Any H, W: frames are edge-padded to multiples of 8 for coding, and every output is cropped back.
-    Decoding overlaps encoding (:func:`coded_stream`); the bitstream is kept at `workdir/<name>.266`.
+    Decoding overlaps encoding (:func:`coded_stream`); the bitstream is kept in `workdir` (`<name>.266`, `.265`,
+    `.264`).
     """
     with coded_stream(frames, profile, workdir, name, fps, threads, block=len(frames)) as stream:
         seq = _whole(stream)

@@ -1,4 +1,4 @@
-"""Codec profiles (manifests/codec/profiles.yaml): preset, QP, GOP structure and extra VVenC parameters."""
+"""Coding profiles (manifests/codec/profiles.yaml) and the codecs they use: encoder, GOP structure, QP, parameters."""
 
 from __future__ import annotations
 
@@ -17,6 +17,34 @@ PROFILES_FILE = manifest("codec", "profiles.yaml")
 
 
 @dataclass(frozen=True)
+class Codec:
+    """How one codec is encoded (FFmpeg encoder and its parameter option) and stored (raw muxer, file suffix)."""
+
+    name: str
+    title: str
+    encoder: str
+    encoder_name: str
+    params_option: str
+    muxer: str
+    suffix: str
+
+
+#: The codecs a store can be built with: one row each.
+CODECS: dict[str, Codec] = {
+    "vvc": Codec("vvc", "VVC (H.266)", "libvvenc", "VVenC", "-vvenc-params", "vvc", ".266"),
+    "hevc": Codec("hevc", "HEVC (H.265)", "libx265", "x265", "-x265-params", "hevc", ".265"),
+    "h264": Codec("h264", "H.264 (AVC)", "libx264", "x264", "-x264-params", "h264", ".264"),
+}
+
+
+def codec_spec(name: str) -> Codec:
+    """The :class:`Codec` called ``name``; CodecError naming the choices otherwise."""
+    if name not in CODECS:
+        raise CodecError(f"unknown codec {name!r}; choose one of: {', '.join(CODECS)}")
+    return CODECS[name]
+
+
+@dataclass(frozen=True)
 class CodecProfile:
     """One named encoder configuration."""
 
@@ -26,15 +54,21 @@ class CodecProfile:
     preset: str
     qp: int
     bit_depth: int = 10
-    vvenc_params: dict[str, str | int] = field(default_factory=dict)
+    codec: str = "vvc"
+    params: dict[str, str | int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """Plain dict, for store attributes."""
         return asdict(self)
 
-    def vvenc_params_arg(self) -> str:
-        """The `-vvenc-params` argument: key=value pairs joined by ':'."""
-        return ":".join(f"{k}={v}" for k, v in self.vvenc_params.items())
+    @property
+    def spec(self) -> Codec:
+        """The codec this profile encodes with."""
+        return codec_spec(self.codec)
+
+    def params_arg(self) -> str:
+        """The encoder's parameter argument (``-vvenc-params`` etc.): key=value pairs joined by ':'."""
+        return ":".join(f"{k}={v}" for k, v in self.params.items())
 
 
 @cache
@@ -43,30 +77,45 @@ def _manifest(path: Path = PROFILES_FILE) -> dict:
         return yaml.safe_load(f)
 
 
-def profile_names() -> list[str]:
-    """All profile names, e.g. ['ra-qp22', ..., 'ld-qp37']."""
+def profile_names(codec: str | None = None) -> list[str]:
+    """All profile names, e.g. ['ra-qp22', ..., 'h264-ld-qp37'], or those of one codec."""
     m = _manifest()
-    return [f"{s}-qp{q}" for s in m["structures"] for q in m["qps"]]
+    return [f"{s}-qp{q}" for s, spec in m["structures"].items() for q in m["qps"]
+            if codec is None or spec["codec"] == codec]  # fmt: skip
 
 
-def load_profile(name: str = "default") -> CodecProfile:
-    """Resolve a profile name (or 'default') to a CodecProfile."""
+def default_profile(codec: str | None = None) -> str:
+    """The default profile name, overall or of ``codec``."""
+    m = _manifest()
+    return m["default"] if codec is None else m["defaults"][codec_spec(codec).name]
+
+
+def load_profile(name: str = "default", codec: str | None = None) -> CodecProfile:
+    """Resolve a profile name (or 'default', of ``codec`` if given) to a CodecProfile.
+
+    With both a name and ``codec``, the profile must be of that codec (CodecError otherwise).
+    """
     m = _manifest()
     if name == "default":
-        name = m["default"]
+        name = default_profile(codec)
     match = re.fullmatch(r"(.+)-qp(\d+)", name)
     if not match or match[1] not in m["structures"] or int(match[2]) not in m["qps"]:
         raise CodecError(
-            f"unknown codec profile {name!r}; choose one of: {', '.join(profile_names())} "
+            f"unknown codec profile {name!r}; choose one of: {', '.join(profile_names(codec))} "
             f"(defined in {PROFILES_FILE})"
         )
     s = m["structures"][match[1]]
-    return CodecProfile(
+    profile = CodecProfile(
         name=name,
         structure=match[1],
         description=s["description"],
         preset=s["preset"],
         qp=int(match[2]),
         bit_depth=int(m["bit_depth"]),
-        vvenc_params=dict(s.get("vvenc_params", {})),
+        codec=codec_spec(s["codec"]).name,
+        params=dict(s.get("params", {})),
     )
+    if codec is not None and profile.codec != codec:
+        raise CodecError(f"codec profile {name!r} is a {profile.codec} profile, not {codec}; "
+                         f"choose one of: {', '.join(profile_names(codec))}")  # fmt: skip
+    return profile
