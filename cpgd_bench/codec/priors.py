@@ -16,7 +16,8 @@ from cpgd_bench.store.schema import spec
 from .dump import decoder_version, patch_sha256, run_dump
 from .encode import StreamingEncoder, encode, encoder_version, pad_to_multiple
 from .errors import CodecError
-from .profiles import CodecProfile
+from .profiles import CodecProfile, codec_spec
+from .records import DumpFrame
 
 #: Arrays decoded per frame, delivered in frame blocks by :class:`PriorStream`.
 BLOCK_ARRAYS = ("decoded", "mv", "mv_ref", "residual", "residual_cb", "residual_cr")
@@ -77,7 +78,7 @@ class PriorStream:
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
         h, w, h4, w4, h2, w2 = self._sizes()
-        name = self.bitstream.name
+        name, unit = self.bitstream.name, codec_spec(self.codec).poc_per_frame
         block, start, first, lmcs = None, 0, None, False
         self.attrs, self._per_frame = {}, {"poc": [], "slice_type": [], "qp": []}   # each iteration decodes anew
         for t, f in enumerate(run_dump(self.bitstream, threads=self.threads, rgb=True, feed=self.feed,
@@ -91,13 +92,14 @@ class PriorStream:
             if block is None:
                 block = self._empty_block(self._block_length(start))
             i = t - start
+            poc, mv_ref = _in_frames(f, unit, name, t)
             block["decoded"][i] = f.rgb[:h, :w]
             block["mv"][i] = f.mv[:, :h4, :w4]
-            block["mv_ref"][i] = f.mv_ref[:, :h4, :w4]
+            block["mv_ref"][i] = mv_ref[:, :h4, :w4]
             block["residual"][i] = f.residual[0][:h, :w]
             block["residual_cb"][i] = f.residual[1][:h2, :w2]
             block["residual_cr"][i] = f.residual[2][:h2, :w2]
-            for key, value in (("poc", f.poc), ("slice_type", f.slice_type), ("qp", f.qp)):
+            for key, value in (("poc", poc), ("slice_type", f.slice_type), ("qp", f.qp)):
                 self._per_frame[key].append(value)
             lmcs = lmcs or f.lmcs
             if i + 1 == len(block["decoded"]):
@@ -125,6 +127,16 @@ class PriorStream:
     def per_frame(self) -> dict[str, np.ndarray]:
         """``poc`` (int32), ``slice_type`` (uint8) and ``qp`` (int8) per frame (after the iteration)."""
         return {k: np.asarray(v, spec(k).dtype) for k, v in self._per_frame.items()}
+
+
+def _in_frames(f: DumpFrame, unit: int, name: str, index: int) -> tuple[int, np.ndarray]:
+    """POC and reference POC distances of ``f`` in frames: divided by the codec's POC units per frame."""
+    if unit == 1:
+        return f.poc, f.mv_ref
+    if f.poc % unit or np.any(f.mv_ref % unit):
+        raise CodecError(f"{name}: frame {index} has POC {f.poc} or reference distances that are not whole frames "
+                         f"({unit} POC per frame): field-coded streams are not supported; code progressive frames")
+    return f.poc // unit, f.mv_ref // unit
 
 
 def decode_priors(bitstream: Path, height: int, width: int, n_frames: int | None = None,

@@ -27,13 +27,14 @@ class Codec:
     params_option: str
     muxer: str
     suffix: str
+    poc_per_frame: int = 1   # POC units per frame (H.264 counts fields: 2); the store keeps POCs in frames
 
 
 #: The codecs a store can be built with: one row each.
 CODECS: dict[str, Codec] = {
     "vvc": Codec("vvc", "VVC (H.266)", "libvvenc", "VVenC", "-vvenc-params", "vvc", ".266"),
     "hevc": Codec("hevc", "HEVC (H.265)", "libx265", "x265", "-x265-params", "hevc", ".265"),
-    "h264": Codec("h264", "H.264 (AVC)", "libx264", "x264", "-x264-params", "h264", ".264"),
+    "h264": Codec("h264", "H.264 (AVC)", "libx264", "x264", "-x264-params", "h264", ".264", poc_per_frame=2),
 }
 
 
