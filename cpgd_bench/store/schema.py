@@ -145,9 +145,10 @@ ARRAYS: dict[str, ArraySpec] = {
     )
 }  # fmt: skip
 
-#: The coded bitstream (Annex-B .266) is kept per sequence for re-extraction.
+#: The coded bitstream (Annex B: VVC, HEVC or H.264, as the store's ``codec`` attribute says) is kept per sequence
+#: for re-extraction.
 BITSTREAM = ArraySpec("bitstream", np.dtype("uint8"), ("byte",), lambda t, h, w: (-1,), (None,), False,
-                      "VVC bitstream (Annex B, .266) the priors were decoded from")  # fmt: skip
+                      "coded bitstream (Annex B) the priors were decoded from")  # fmt: skip
 
 
 #: Zstandard level for the coding priors (residuals and MV grids are mostly zeros: ratios of 60-500).
