@@ -1,0 +1,269 @@
+"""The patched H.264 decoder (vvc_patches/0004): identical pixels, exact residuals, correct motion, clear errors."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cpgd_bench.codec import CodecError, decode_priors, encode, ffmpeg_exe, frame_md5s, load_profile, run_dump
+from cpgd_bench.codec.dump import tool_message
+from cpgd_bench.codec.records import iter_records
+
+from .codec_clips import require_codec, translating_clip
+
+VELOCITY = (1.25, 0.5)
+SIZE = (128, 160)   # whole macroblocks: the coded size is the picture size
+
+pytestmark = pytest.mark.codec
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    return translating_clip(12, SIZE, VELOCITY)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory, clip) -> Path:
+    require_codec("patched")
+    return encode(clip, load_profile("h264-ra-qp32"), tmp_path_factory.mktemp("s") / "clip.264")
+
+
+@pytest.fixture(scope="module")
+def stream_nolf(tmp_path_factory, clip) -> Path:
+    require_codec("patched")
+    return encode(clip, load_profile("h264-ra-nolf-qp27"), tmp_path_factory.mktemp("s") / "nolf.264")
+
+
+def _x264(clip: np.ndarray, out: Path, pix_fmt: str, args: list[str], params: str) -> Path:
+    """Encode RGB frames with libx264 and explicit settings the profiles do not cover."""
+    h, w = clip.shape[1:3]
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+                    "-r", "30", "-i", "-", "-pix_fmt", pix_fmt, "-c:v", "libx264", *args,
+                    "-x264-params", f"{params}:log-level=error", "-f", "h264", str(out)],
+                   input=clip.tobytes(), check=True)  # fmt: skip
+    return out
+
+
+#: no deblocking, so decoded == clip(prediction + residual); each exercises other residual paths
+EXTRA_STREAMS = {
+    # 8-bit, CAVLC, 4 slices, weighted P prediction, 8x8 transform off: 4x4 paths, explicit weights
+    "cavlc-slices-weightp": ("yuv420p", ["-qp", "30"], "no-deblock=1:cabac=0:slices=4:weightp=2:8x8dct=0:bframes=2"),
+    # lossless (qp 0, High 4:4:4 Predictive): transform bypass and intra DPCM (cumulative residuals)
+    "lossless": ("yuv420p", ["-qp", "0"], "no-deblock=1:bframes=2"),
+    # 10-bit, intra only, 8x8 and 16x16 intra with luma DC and chroma DC transforms
+    "intra-10bit": ("yuv420p10le", ["-qp", "24"], "no-deblock=1:keyint=1"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(EXTRA_STREAMS))
+def extra_stream(request, tmp_path_factory, clip) -> Path:
+    require_codec("patched")
+    pix_fmt, args, params = EXTRA_STREAMS[request.param]
+    return _x264(clip, tmp_path_factory.mktemp("x") / f"{request.param}.264", pix_fmt, args, params)
+
+
+def test_pixels_identical_to_unpatched_build_and_ffmpeg9(stream):
+    require_codec("reference")
+    ref = frame_md5s(stream, variant="reference", export=False, codec="h264")
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(stream), "-f", "framemd5", "-"],
+                         capture_output=True, text=True, check=True).stdout
+    ffmpeg9 = [ln.split(",")[-1].strip() for ln in out.splitlines() if ln and not ln.startswith("#")]
+    assert len(ref) == 12 and ref == ffmpeg9
+    for threads in (1, 0):
+        for export in (True, False):
+            assert frame_md5s(stream, threads=threads, export=export, codec="h264") == ref, (threads, export)
+
+
+def _assert_prediction_plus_residual(frames: list) -> None:
+    coded = 0
+    for f in frames:
+        top = (1 << f.bit_depth) - 1
+        for c in range(3):
+            dec = f.planes[c].astype(np.int32)
+            h, w = dec.shape
+            res = f.residual[c][:h, :w].astype(np.int32)
+            pred = f.prediction[c][:h, :w].astype(np.int32)
+            has = pred != 0xFFFF
+            assert np.array_equal(dec[has], np.clip(pred[has] + res[has], 0, top)), (f.poc, c)
+            assert not res[~has].any()           # no residual where none was added
+            coded += int(has.sum())
+    assert coded > 0.05 * sum(p.size for f in frames for p in f.planes)
+
+
+def test_decoded_equals_prediction_plus_residual_without_deblocking(stream_nolf):
+    frames = list(run_dump(stream_nolf, prediction=True, threads=0, codec="h264"))
+    assert len(frames) == 12 and frames[0].bit_depth == 10
+    assert {f.slice_type for f in frames} == {0, 1, 2}
+    _assert_prediction_plus_residual(frames)
+
+
+def test_decoded_equals_prediction_plus_residual_on_other_coding_tools(extra_stream):
+    frames = list(run_dump(extra_stream, prediction=True, threads=1, codec="h264"))
+    assert len(frames) == 12
+    _assert_prediction_plus_residual(frames)
+
+
+def test_export_is_the_same_for_every_thread_count(stream_nolf, extra_stream):
+    """Frame threads share pictures before they finish: the side data must not depend on the thread count."""
+    for s in (stream_nolf, extra_stream):
+        one = list(run_dump(s, prediction=True, threads=1, codec="h264"))
+        auto = list(run_dump(s, prediction=True, threads=0, codec="h264"))
+        assert len(one) == len(auto) == 12
+        for a, b in zip(one, auto, strict=True):
+            assert (a.poc, a.slice_type, a.qp) == (b.poc, b.slice_type, b.qp)
+            for name in ("mv", "mv_ref", "residual", "prediction"):
+                for x, y in zip(np.atleast_1d(getattr(a, name)), np.atleast_1d(getattr(b, name)), strict=True):
+                    np.testing.assert_array_equal(x, y, err_msg=f"{s.name} POC {a.poc} {name}")
+
+
+def test_header_fields(stream):
+    frames = list(run_dump(stream, codec="h264"))
+    pocs = [f.poc for f in frames]
+    assert pocs == list(range(0, 24, 2))            # display order; x264 counts two POCs per frame
+    assert frames[0].slice_type == 2 and all(f.bit_depth == 10 for f in frames)
+    assert {f.slice_type for f in frames[1:]} <= {0, 1} and 0 in {f.slice_type for f in frames}
+    assert all(20 <= f.qp <= 40 for f in frames)
+    assert not frames[0].mv_ref.any() and not frames[0].mv.any()   # intra: no motion in either list
+
+
+def test_mvs_match_known_motion(stream):
+    seq = decode_priors(stream, *SIZE, codec="h264")   # reference distances in frames
+    inner = (slice(None), slice(2, -2), slice(2, -2))  # interior 4x4 blocks
+    for lst in (0, 1):
+        ref = seq.mv_ref[:, lst][inner]
+        mv = seq.mv[:, lst][inner]
+        used = ref != 0
+        assert used.mean() > 0.3, lst
+        assert not mv[~used].any()
+        per_frame = mv[used] / 16.0 / ref[used][:, None]
+        err = np.linalg.norm(per_frame - np.asarray(VELOCITY), axis=1)
+        assert np.median(err) < 0.5 and np.mean(err < 0.5) > 0.8, (lst, np.median(err))
+
+
+def _bilinear_block(plane: np.ndarray, x: float, y: float, size: int = 4) -> np.ndarray:
+    h, w = plane.shape
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    ys, xs = np.clip(ys + y, 0, h - 1), np.clip(xs + x, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = ys - y0, xs - x0
+    return ((1 - fy) * ((1 - fx) * plane[y0, x0] + fx * plane[y0, x1])
+            + fy * ((1 - fx) * plane[y1, x0] + fx * plane[y1, x1]))
+
+
+def test_motion_compensation_beats_zero_motion(stream):
+    """Predict each inter 4x4 luma block from its exported reference and MV (both lists); compare with zero motion."""
+    frames = list(run_dump(stream, codec="h264"))
+    by_poc = {f.poc: f.planes[0].astype(np.float64) for f in frames}
+    wins = total = 0
+    for f in frames:
+        cur = f.planes[0].astype(np.float64)
+        h4, w4 = f.mv_ref.shape[1:]
+        for lst in (0, 1):
+            for y4 in range(h4 - 1):
+                for x4 in range(w4 - 1):
+                    d = int(f.mv_ref[lst, y4, x4])
+                    if d == 0:
+                        continue
+                    ref = by_poc[f.poc + d]
+                    blk = cur[4 * y4:4 * y4 + 4, 4 * x4:4 * x4 + 4]
+                    zero = np.abs(blk - ref[4 * y4:4 * y4 + 4, 4 * x4:4 * x4 + 4]).sum()
+                    if zero < 16 * 8 * 4:              # 10-bit: block does not change, nothing to beat
+                        continue
+                    mvx, mvy = f.mv[lst, y4, x4] / 16.0
+                    mc = np.abs(blk - _bilinear_block(ref, 4 * x4 + mvx, 4 * y4 + mvy)).sum()
+                    wins += mc < zero
+                    total += 1
+    assert total > 200
+    assert wins / total >= 0.9, f"MC beat zero motion on {wins}/{total} changing blocks"
+
+
+def test_interlaced_stream_is_refused_in_one_line(clip, tmp_path):
+    require_codec("patched")
+    bad = _x264(clip, tmp_path / "mbaff.264", "yuv420p", ["-qp", "30"], "interlaced=1:tff=1")
+    with pytest.raises(CodecError, match="progressive") as e:
+        list(run_dump(bad, codec="h264"))
+    assert "\n" not in str(e.value) and bad.name in str(e.value)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_broken_bitstreams_give_one_line_errors(stream, tmp_path, damage):
+    data = stream.read_bytes()
+    bad = tmp_path / f"{damage}.264"
+    bad.write_bytes({"truncate": data[: len(data) // 2], "garbage": data[:200] + os.urandom(3000),
+                     "empty": b""}[damage])
+    with pytest.raises(CodecError) as e:
+        decode_priors(bad, *SIZE, n_frames=12, codec="h264")
+    msg = str(e.value)
+    assert "\n" not in msg and bad.name in msg
+
+
+def _nal_units(data: bytes) -> list[bytes]:
+    """An Annex-B stream split before each start code (a 4-byte 00 00 00 01 keeps its leading zero)."""
+    starts = [i - (i > 0 and data[i - 1] == 0) for i in range(len(data) - 2) if data[i : i + 3] == b"\x00\x00\x01"]
+    return [data[a:b] for a, b in zip(starts, [*starts[1:], len(data)], strict=True)]
+
+
+def _mutant(rng: random.Random, kind: str, data: bytes) -> bytes:
+    """One deterministic mutation of an H.264 Annex-B bitstream."""
+    nals = _nal_units(data)
+    if kind == "flip":  # up to 8 random bytes anywhere
+        out = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            out[rng.randrange(len(out))] ^= rng.randint(1, 255)
+        return bytes(out)
+    if kind == "flip-parameter-set":  # one bit inside an SPS or PPS (nal_unit_type 7, 8)
+        i = rng.choice([i for i, nal in enumerate(nals) if nal[nal.index(b"\x00\x00\x01") + 3] & 0x1F in (7, 8)])
+        nal = bytearray(nals[i])
+        nal[rng.randrange(nal.index(b"\x00\x00\x01") + 4, len(nal))] ^= 1 << rng.randrange(8)
+        nals[i] = bytes(nal)
+    elif kind == "delete":
+        at = rng.randrange(len(data))
+        return data[:at] + data[at + rng.randint(1, 300):]
+    elif kind == "truncate":
+        return data[: rng.randrange(1, len(data))]
+    elif kind == "splice":
+        at = rng.randrange(len(data))
+        return data[:at] + rng.randbytes(rng.randint(1, 64)) + data[at:]
+    elif kind == "duplicate-nal":
+        nals.insert(rng.randrange(len(nals) + 1), nals[rng.randrange(len(nals))])
+    elif kind == "drop-nal":
+        del nals[rng.randrange(len(nals))]
+    else:  # swap-nal
+        i, j = rng.randrange(len(nals)), rng.randrange(len(nals))
+        nals[i], nals[j] = nals[j], nals[i]
+    return b"".join(nals)
+
+
+MUTATIONS = ["flip", "flip-parameter-set", "delete", "truncate", "splice", "duplicate-nal", "drop-nal", "swap-nal"]
+
+
+def test_asan_dump_tool_on_mutated_h264_bitstreams(stream, stream_nolf, tmp_path, monkeypatch):
+    """80 mutants (fixed seed, 10 per kind): a clean exit with well-formed records, or the tool's own error exit
+    (2-4) with its one-line message; never a sanitizer report (exit 86), a signal or a hang."""
+    tool = require_codec("asan")
+    monkeypatch.setenv("ASAN_OPTIONS", "exitcode=86:detect_leaks=1")
+    rng = random.Random(264)
+    sources = [stream.read_bytes(), stream_nolf.read_bytes()]
+    clean = {kind: 0 for kind in MUTATIONS}
+    for i in range(80):
+        kind = MUTATIONS[i % len(MUTATIONS)]
+        path = tmp_path / f"m{i:03d}-{kind}.264"
+        path.write_bytes(_mutant(rng, kind, sources[i % 2]))
+        args = [["--threads", "1"], ["--threads", "2", "--prediction"], ["--threads", "0"]][i % 3]
+        done = subprocess.run([str(tool), "--codec", "h264", *args, "-o", str(tmp_path / "out.bin"), str(path)],
+                              capture_output=True, timeout=120)  # fmt: skip
+        err = done.stderr.decode(errors="replace")
+        assert 0 <= done.returncode <= 4 and "Sanitizer" not in err, f"{path.name}: rc {done.returncode}\n{err[-3000:]}"
+        if done.returncode == 0:
+            with open(tmp_path / "out.bin", "rb") as f:
+                assert list(iter_records(f)), f"{path.name}: clean exit without frames"
+            clean[kind] += 1
+        else:
+            assert tool_message(done.stderr, "").startswith(f"prior-dump: {path}: "), err
+    assert sum(clean.values()) < 80, clean   # the mutants do damage
