@@ -35,6 +35,7 @@ from cpgd_bench.codec import CodecError, CodecProfile, coded_stream, load_profil
 from cpgd_bench.errors import CpgdBenchError
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
+from cpgd_bench.sources.realclips import frame_events
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.locks import FileLock, is_held, watching_driver
 from cpgd_bench.store.reader import read_root_attrs
@@ -104,6 +105,13 @@ def build_one(
     return code_and_store(writer, ref, source.load(ref), load_profile(profile_name), workdir, threads)
 
 
+def scene_cuts(frames: SequenceFrames) -> list[int]:
+    """The frames that start a new scene: as the source recorded them (``cuts`` attribute), else found in ``blur``."""
+    if "cuts" in frames.attrs:
+        return [int(c) for c in frames.attrs["cuts"]]
+    return frame_events(frames.blur)[0]
+
+
 def code_and_store(
     writer: StoreWriter, ref: SequenceRef, frames: SequenceFrames, profile: CodecProfile, workdir: Path,
     threads: int = 0,
@@ -122,7 +130,9 @@ def code_and_store(
             out.write("sharp", frames.sharp)
         for name, array in frames.extra.items():
             out.write(name, array)
-        with coded_stream(frames.blur, profile, workdir, ref.name, frames.fps, threads, DECODE_BLOCK) as stream:
+        cuts = scene_cuts(frames) if profile.intra_at_cuts else []
+        with coded_stream(frames.blur, profile, workdir, ref.name, frames.fps, threads, DECODE_BLOCK,
+                          cuts) as stream:  # fmt: skip
             for start, block in stream:
                 for name, array in block.items():
                     out.write(name, array, start)

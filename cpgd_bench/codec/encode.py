@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
@@ -101,12 +102,29 @@ def _failure(out: Path, stderr: bytes, encoder: str) -> CodecError:
     return CodecError(f"{encoder} encoding of {out.name} failed: {first}")
 
 
-def encode(frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0, threads: int = 0) -> Path:
-    """Encode uint8 RGB frames (T, H, W, 3), H and W multiples of 8, to a raw bitstream `out` of the profile's codec."""
-    cmd = _command(frames, profile, fps, threads, out) + [str(out)]
-    proc = subprocess.run(cmd, input=b"".join(yuv420p10_frames(frames, profile.bit_depth)), capture_output=True)
-    if proc.returncode or not out.exists() or out.stat().st_size == 0:
-        raise _failure(out, proc.stderr, profile.spec.encoder_name)
+def segment_bounds(n: int, cuts: Sequence[int] = ()) -> list[tuple[int, int]]:
+    """``[start, end)`` of the independently coded segments of ``n`` frames: a new one starts at each cut."""
+    starts = [0, *sorted({int(c) for c in cuts if 0 < c < n})]
+    return list(zip(starts, [*starts[1:], n], strict=True))
+
+
+def encode(frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0, threads: int = 0,
+           cuts: Sequence[int] = ()) -> Path:  # fmt: skip
+    """Encode uint8 RGB frames (T, H, W, 3), H and W multiples of 8, to a raw bitstream `out` of the profile's codec.
+
+    ``cuts``: frames that start a new, independently coded segment (an intra picture, no reference across it).
+    """
+    segments = [(frames[a:b], _command(frames[a:b], profile, fps, threads, out) + ["pipe:1"])
+                for a, b in segment_bounds(len(frames), cuts)]  # fmt: skip
+    with open(out, "wb") as f:
+        for part, cmd in segments:
+            data = b"".join(yuv420p10_frames(part, profile.bit_depth))
+            proc = subprocess.run(cmd, input=data, capture_output=True)
+            if proc.returncode or not proc.stdout:
+                f.close()
+                out.unlink()
+                raise _failure(out, proc.stderr, profile.spec.encoder_name)
+            f.write(proc.stdout)
     return out
 
 
@@ -120,32 +138,47 @@ def _write_all(fd: int, data: bytes) -> None:
 class StreamingEncoder:
     """The encoder in the background, its bitstream written to ``out`` and relayed to a decoder as it is produced.
 
-    The frames are converted as :func:`encode` does, one at a time, by a thread that feeds them to FFmpeg as
-    it takes them (conversion overlaps encoding); another thread copies
-    its output to ``out`` and to the pipe handed to :meth:`relay_to`, so decoding overlaps encoding.
-    Use as a context manager: :meth:`finish` waits and raises :class:`CodecError` if encoding failed;
-    leaving the block early (an error) stops the encoder.
+    A feeder thread converts the frames as :func:`encode` does, one at a time, and feeds them to FFmpeg as it
+    takes them (conversion overlaps encoding); with ``cuts``, it runs one encoder per segment, one after the
+    other. Another thread copies their output, in order, to ``out`` and to the pipe handed to
+    :meth:`relay_to`, so decoding overlaps encoding. Use as a context manager: :meth:`finish` waits and raises
+    :class:`CodecError` if encoding failed; leaving the block early (an error) stops the encoder.
     """
 
     def __init__(self, frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0,
-                 threads: int = 0) -> None:  # fmt: skip
-        cmd = _command(frames, profile, fps, threads, out) + ["pipe:1"]
-        self.out, self._encoder = out, profile.spec.encoder_name
+                 threads: int = 0, cuts: Sequence[int] = ()) -> None:  # fmt: skip
+        self._segments = [(frames[a:b], _command(frames[a:b], profile, fps, threads, out) + ["pipe:1"])
+                          for a, b in segment_bounds(len(frames), cuts)]  # fmt: skip
+        self.out, self._encoder, self._bit_depth = out, profile.spec.encoder_name, profile.bit_depth
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
-        self._ended = threading.Event()                # the encoder's output is complete (or it died)
+        self._procs: list[subprocess.Popen] = []       # the encoders started so far
+        self._outputs: queue.Queue[subprocess.Popen | None] = queue.Queue()   # ... for the relay, then None
+        self._lock = threading.Lock()                  # starting an encoder vs stop()
+        self._stopping = False
+        self._ended = threading.Event()                # the encoders' output is complete (or one died)
         self._relay_error: OSError | None = None
-        self._feeder = threading.Thread(target=self._feed, args=(yuv420p10_frames(frames, profile.bit_depth),),
-                                        daemon=True)
+        self._feeder = threading.Thread(target=self._feed, daemon=True)
         self._relay: threading.Thread | None = None
         self._feeder.start()
 
-    def _feed(self, frames: Iterator[bytes]) -> None:
-        with contextlib.suppress(BrokenPipeError):     # the encoder stopped early: its exit status says why
-            for data in frames:
-                self._proc.stdin.write(data)
-        with contextlib.suppress(BrokenPipeError):
-            self._proc.stdin.close()
+    def _feed(self) -> None:
+        try:
+            for frames, cmd in self._segments:
+                with self._lock:
+                    if self._stopping:
+                        return
+                    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+                    self._procs.append(proc)
+                self._outputs.put(proc)
+                with contextlib.suppress(BrokenPipeError):  # the encoder stopped early: its exit status says why
+                    for data in yuv420p10_frames(frames, self._bit_depth):
+                        proc.stdin.write(data)
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
+                if proc.wait():                             # a failed segment ends the stream
+                    return
+        finally:
+            self._outputs.put(None)
 
     def relay_to(self, pipe: BinaryIO) -> None:
         """Start copying the bitstream into ``pipe`` (a decoder's stdin), which this encoder then owns and closes."""
@@ -158,13 +191,14 @@ class StreamingEncoder:
         live = True
         try:
             with open(self.out, "wb") as file:
-                while chunk := self._proc.stdout.read1(RELAY_BYTES):
-                    file.write(chunk)
-                    if live:
-                        try:
-                            _write_all(decoder_fd, chunk)
-                        except BrokenPipeError:            # the decoder stopped; its own error is reported
-                            live = False
+                while (proc := self._outputs.get()) is not None:
+                    while chunk := proc.stdout.read1(RELAY_BYTES):
+                        file.write(chunk)
+                        if live:
+                            try:
+                                _write_all(decoder_fd, chunk)
+                            except BrokenPipeError:    # the decoder stopped; its own error is reported
+                                live = False
         except OSError as e:
             self._relay_error = e
         finally:
@@ -177,7 +211,9 @@ class StreamingEncoder:
             return None
         if self._relay_error is not None:
             return CodecError(f"cannot write {self.out}: {self._relay_error}")
-        if self._proc.wait() or not self.out.exists() or self.out.stat().st_size == 0:
+        self._feeder.join()
+        if len(self._procs) < len(self._segments) or any(p.wait() for p in self._procs) \
+                or not self.out.exists() or self.out.stat().st_size == 0:
             self._stderr.seek(0)
             return _failure(self.out, self._stderr.read(), self._encoder)
         return None
@@ -193,14 +229,19 @@ class StreamingEncoder:
             raise error
 
     def stop(self) -> None:
-        """Kill the encoder (if still running) and release its threads and files."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
+        """Kill the encoders (if still running) and release their threads and files."""
+        with self._lock:
+            self._stopping = True
+            for proc in self._procs:
+                if proc.poll() is None:
+                    proc.kill()
         self._feeder.join()
+        for proc in self._procs:
+            proc.wait()
         if self._relay is not None:
             self._relay.join()
-        self._proc.stdout.close()
+        for proc in self._procs:
+            proc.stdout.close()
         self._stderr.close()
 
     def __enter__(self) -> StreamingEncoder:

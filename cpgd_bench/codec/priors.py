@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -58,8 +58,9 @@ class PriorStream:
 
     def __init__(self, bitstream: Path, height: int, width: int, n_frames: int | None = None, threads: int = 0,
                  block: int = 16, feed: Callable[[BinaryIO], None] | None = None,
-                 codec: str = "vvc") -> None:  # fmt: skip
+                 codec: str = "vvc", restarts: Sequence[int] = ()) -> None:  # fmt: skip
         self.bitstream, self.height, self.width, self.codec = bitstream, height, width, codec
+        self.restarts = {0, *restarts}   # frames that start an independently coded segment (POC restarts)
         self.n_frames, self.threads, self.block, self.feed = n_frames, threads, block, feed
         self.attrs: dict = {}
         self._per_frame: dict[str, list[int]] = {}
@@ -115,7 +116,8 @@ class PriorStream:
             raise CodecError(f"{name}: decoded {n} frames, expected {self.n_frames} "
                              "(truncated bitstream?); delete it and rebuild the sequence")
         pocs, types = self._per_frame["poc"], self._per_frame["slice_type"]
-        if any(b <= a and kind != SLICE_I for a, b, kind in zip(pocs, pocs[1:], types[1:], strict=False)):
+        if any(b <= a and kind != SLICE_I and t + 1 not in self.restarts
+               for t, (a, b, kind) in enumerate(zip(pocs, pocs[1:], types[1:], strict=False))):  # fmt: skip
             raise CodecError(f"{name}: output is not in display order (POCs {pocs[:8]}...)")
         coded = [int(first.rgb.shape[0]), int(first.rgb.shape[1])]
         self.attrs = {
@@ -187,8 +189,11 @@ def encode_sequence(frames: np.ndarray, profile: CodecProfile, workdir: Path, na
 
 @contextlib.contextmanager
 def coded_stream(frames: np.ndarray, profile: CodecProfile, workdir: Path, name: str = "seq",
-                 fps: float = 30.0, threads: int = 0, block: int = 16) -> Iterator[PriorStream]:
+                 fps: float = 30.0, threads: int = 0, block: int = 16,
+                 cuts: Sequence[int] = ()) -> Iterator[PriorStream]:  # fmt: skip
     """Encode uint8 RGB frames (T, H, W, 3) of any size and decode them with prior export, at once.
+
+    ``cuts``: frames that start an independently coded segment (intra, nothing referenced across it).
 
     Yields a :class:`PriorStream` of the frames cropped back to the source size; the patched decoder
     reads the encoder's bitstream as it is produced, while it is also written to ``workdir/<name>.266``
@@ -202,9 +207,9 @@ def coded_stream(frames: np.ndarray, profile: CodecProfile, workdir: Path, name:
     workdir.mkdir(parents=True, exist_ok=True)
     bitstream = workdir / f"{name}{profile.spec.suffix}"
     t0 = time.perf_counter()
-    with StreamingEncoder(pad_to_multiple(frames), profile, bitstream, fps, threads) as encoder:
+    with StreamingEncoder(pad_to_multiple(frames), profile, bitstream, fps, threads, cuts) as encoder:
         stream = PriorStream(bitstream, *frames.shape[1:3], n_frames=len(frames), threads=threads, block=block,
-                             feed=encoder.relay_to, codec=profile.codec)  # fmt: skip
+                             feed=encoder.relay_to, codec=profile.codec, restarts=cuts)  # fmt: skip
         try:
             yield stream
         except CodecError:
@@ -215,7 +220,7 @@ def coded_stream(frames: np.ndarray, profile: CodecProfile, workdir: Path, name:
         decoded = time.perf_counter() - t0
         encoder.finish()
         stream.attrs.update(_encode_attrs(profile, fps, bitstream, time.perf_counter() - t0),
-                            decode_seconds=round(decoded, 3))  # fmt: skip
+                            decode_seconds=round(decoded, 3), segments_start=[0, *sorted(set(cuts) - {0})])  # fmt: skip
 
 
 def extract_priors(frames: np.ndarray, profile: CodecProfile, workdir: Path, name: str = "seq",

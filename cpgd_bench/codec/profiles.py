@@ -57,6 +57,7 @@ class CodecProfile:
     bit_depth: int = 10
     codec: str = "vvc"
     params: dict[str, str | int] = field(default_factory=dict)
+    intra_at_cuts: bool = False   # code each scene (split at the source's cuts) on its own, from an intra picture
 
     def as_dict(self) -> dict:
         """Plain dict, for store attributes."""
@@ -115,6 +116,7 @@ def load_profile(name: str = "default", codec: str | None = None) -> CodecProfil
         bit_depth=int(m["bit_depth"]),
         codec=codec_spec(s["codec"]).name,
         params=dict(s.get("params", {})),
+        intra_at_cuts=bool(s.get("intra_at_cuts", False)),
     )
     if codec is not None and profile.codec != codec:
         raise CodecError(f"codec profile {name!r} is a {profile.codec} profile, not {codec}; "

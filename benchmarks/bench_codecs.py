@@ -1,0 +1,143 @@
+"""Cross-codec coding-prior comparison: VVC vs HEVC vs H.264 at matched bitrate, on sample and realclips.
+
+For every codec and every QP of its random-access structure (``ra``, ``hevc-ra``, ``h264-ra``; 22/27/32/37) one
+store is built per dataset, and measured: bits per pixel of the bitstreams, decoded PSNR against the encoder's
+input, the prior's quality as ``cpgd-bench dataset quality`` measures it (``gain``: the fraction of OpenCV
+DIS's warp-error gain over zero motion that the bitstream-only flows reach; ``epe_dis``), the fraction of 4x4
+blocks with motion in at least one list, and the pixels with a valid flow. Each metric is then read at the
+bitrate of VVC ``ra-qp32`` on that dataset by interpolating between the two QPs whose bitrates bracket it
+(linear in log bpp): "matched bitrate". Also per codec, on a 720p clip (30 frames, the codec's default
+profile): the export overhead, decode with export / plain decode (``--null``, threads auto and 1, interleaved
+rounds, medians).
+
+``python -m benchmarks bench_codecs`` writes bench-results/bench_codecs.json; ``table(result)`` renders the
+markdown table of docs/codec-comparison.md.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.bench_codec import _clip, _time_pair
+from cpgd_bench.build import build_store
+from cpgd_bench.codec import dump_tool_path, encode_sequence, load_profile
+from cpgd_bench.codec.profiles import CODECS
+from cpgd_bench.data.quality import store_quality
+from cpgd_bench.sources import get_source
+from cpgd_bench.store import open_store
+
+DATASETS = ("sample", "realclips")
+QPS = (22, 27, 32, 37)
+REFERENCE = ("vvc", 32)
+METRICS = ("bpp", "psnr", "gain", "epe_dis", "mv_blocks", "valid")
+
+
+def _structure(codec: str) -> str:
+    return "ra" if codec == "vvc" else f"{codec}-ra"
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * math.log10(255.0**2 / max(mse, 1e-12))
+
+
+def measure_store(store: Path) -> dict[str, float]:
+    """bpp, decoded PSNR (dB, all frames), prior quality (mean over sequences and directions), MV block share."""
+    opened = open_store(store)
+    bits = pixels = 0
+    sq_err, n_px, mv_blocks, n_blocks = 0.0, 0, 0, 0
+    for split in opened.splits():
+        for name in opened.sequences(split):
+            group = opened.group(split, name)
+            blur, decoded = group["blur"][...], group["decoded"][...]
+            bits += 8 * group["bitstream"].shape[0]
+            pixels += blur.shape[0] * blur.shape[1] * blur.shape[2]
+            sq_err += float(np.sum((blur.astype(np.float64) - decoded.astype(np.float64)) ** 2))
+            n_px += blur.size
+            moving = (group["mv_ref"][...] != 0).any(axis=1)
+            mv_blocks += int(moving.sum())
+            n_blocks += moving.size
+    rows = [r for r in store_quality(store) if r["gain"] is not None]
+    return {
+        "bpp": bits / pixels,
+        "psnr": 10 * math.log10(255.0**2 / max(sq_err / n_px, 1e-12)),
+        "gain": float(np.mean([r["gain"] for r in rows])),
+        "epe_dis": float(np.mean([r["epe_dis"] for r in rows if r["epe_dis"] is not None])),
+        "mv_blocks": mv_blocks / n_blocks,
+        "valid": float(np.mean([r["valid"] for r in rows])),
+    }
+
+
+def at_bitrate(points: list[dict[str, float]], bpp: float) -> dict[str, Any]:
+    """Every metric at ``bpp``, linear in log(bpp) between the two nearest points around it (or beyond the ends)."""
+    pts = sorted(points, key=lambda p: p["bpp"])
+    i = next((k for k in range(1, len(pts)) if pts[k]["bpp"] >= bpp), len(pts) - 1)
+    lo, hi = pts[i - 1], pts[i]
+    w = (math.log(bpp) - math.log(lo["bpp"])) / (math.log(hi["bpp"]) - math.log(lo["bpp"]))
+    out: dict[str, Any] = {m: lo[m] + w * (hi[m] - lo[m]) for m in METRICS}
+    out["extrapolated"] = not pts[0]["bpp"] <= bpp <= pts[-1]["bpp"]
+    return out
+
+
+def export_overhead(codec: str, workdir: Path, repeats: int = 5) -> dict[str, float]:
+    """Decode with export / plain decode of the codec's default profile on a 720p clip (threads auto and 1)."""
+    bitstream, _ = encode_sequence(_clip(), load_profile("default", codec), workdir, f"overhead-{codec}")
+    tool = str(dump_tool_path())
+
+    def dump(*args: str) -> None:
+        subprocess.run([tool, "--null", "--codec", codec, *args, str(bitstream)], check=True, capture_output=True)
+
+    dump()
+    return {f"threads_{th}": round(_time_pair(lambda th=th: dump("--no-export", "--threads", th),
+                                              lambda th=th: dump("--threads", th), repeats)[2], 3)
+            for th in ("0", "1")}  # fmt: skip
+
+
+def run(codecs: tuple[str, ...] = tuple(CODECS), datasets: tuple[str, ...] = DATASETS) -> dict:
+    result: dict[str, Any] = {"points": {}, "matched": {}, "export_overhead": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for dataset in datasets:
+            source = get_source(dataset)
+            points: dict[str, list[dict[str, float]]] = {}
+            for codec in codecs:
+                for qp in QPS:
+                    store = Path(tmp) / f"{dataset}-{codec}-{qp}.zarr"
+                    profile = f"{_structure(codec)}-qp{qp}"
+                    summary = build_store(source, store, profile=profile, progress=False, workdir=Path(tmp) / "work")
+                    if summary.failed:
+                        raise RuntimeError(f"{dataset} {profile}: {summary.failed}")
+                    points.setdefault(codec, []).append({"qp": qp, **measure_store(store)})
+            target = next(p["bpp"] for p in points[REFERENCE[0]] if p["qp"] == REFERENCE[1])
+            result["points"][dataset] = points
+            result["matched"][dataset] = {"bpp": target, **{c: at_bitrate(p, target) for c, p in points.items()}}
+        for codec in codecs:
+            result["export_overhead"][codec] = export_overhead(codec, Path(tmp))
+    return result
+
+
+def table(result: dict) -> str:
+    """Markdown: per dataset and codec, the metrics at matched bitrate, and the export overhead."""
+    lines = ["| data | codec | bpp | QP there | decoded PSNR (dB) | prior gain (of DIS) | EPE vs DIS (px) | "
+             "blocks with MV | valid flow | export overhead (auto / 1 thread) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for dataset, matched in result["matched"].items():
+        for codec, m in matched.items():
+            if codec == "bpp":
+                continue
+            qps = [p["qp"] for p in result["points"][dataset][codec]]
+            bpps = [p["bpp"] for p in result["points"][dataset][codec]]
+            qp = float(np.interp(math.log(matched["bpp"]), np.log(bpps[::-1]), qps[::-1]))
+            ov = result["export_overhead"].get(codec, {})
+            note = " (extrap.)" if m["extrapolated"] else ""
+            lines.append(
+                f"| {dataset} | {CODECS[codec].title} | {matched['bpp']:.4f} | {qp:.1f}{note} "
+                f"| {m['psnr']:.2f} | {m['gain']:.3f} | {m['epe_dis']:.2f} | {m['mv_blocks']:.3f} | {m['valid']:.3f} "
+                f"| {ov.get('threads_0', '-')}x / {ov.get('threads_1', '-')}x |"
+            )
+    return "\n".join(lines)
