@@ -1,6 +1,6 @@
 """`CodingPriorDataset`: clips of frames with dense MV flows and residuals from a coding-prior store.
 
-Each item is a dict of float32 tensors (T = ``clip_len``, h x w = crop or full frame):
+By default each item is a dict of float32 tensors (T = ``clip_len``, h x w = crop or full frame):
 
 * ``lq`` (T, 3, h, w) in [0, 1]: the decoded frames (``input="decoded"``) or the uncoded blurry ones
   (``input="blur"``); ``gt`` (T, 3, h, w) in [0, 1]: the sharp frames (only when every sequence of
@@ -14,6 +14,16 @@ Each item is a dict of float32 tensors (T = ``clip_len``, h x w = crop or full f
 * ``residual`` (T, 1, h, w): the luma coding residual r (codec bit depth b) normalised as
   ``clip((r + 2**(b-1)) / 2**b, 0, 1)`` -- signed, 0.5 means no residual (b = 10: (r + 512) / 1024);
 * ``key``: ``{"sequence": "split/name", "frames": LongTensor (T,)}`` (frame indices in clip order).
+
+The compact item (fewer bytes per clip, less CPU per item; :func:`expand_item` turns it into the
+item above on whatever device its tensors are on, bit-identical on the CPU):
+
+* ``prior_resolution="block"``: ``flow_prev`` / ``flow_next`` (T, 2, ceil(h/4), ceil(w/4)) in pixels
+  and ``flow_valid`` (T, 2, ceil(h/4), ceil(w/4)), one value per 4x4 MV block, not upsampled;
+* ``dtype="stored"``: ``lq`` / ``gt`` uint8 (T, 3, h, w) as stored, ``residual`` the raw int16 (T, 1,
+  h, w), ``flow_valid`` uint8, plus ``bit_depth`` (a 0-dim int64 tensor) to normalise the residual.
+
+Every tensor is C-contiguous (ready for ``DataLoader(pin_memory=True)``).
 
 ``mode="train"``: every start frame of every sequence, a random ``crop`` x ``crop`` window (a
 multiple of 4; ``None``: the frame rounded down to a multiple of 4) at a 4-pixel-aligned origin, so
@@ -36,10 +46,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import zarr
 from torch.utils.data import Dataset
 
 from cpgd_bench.data import augment as aug
+from cpgd_bench.data.chunks import ChunkReadError, ShardReader
 from cpgd_bench.data.errors import DataError
 from cpgd_bench.data.flow import DEFAULT_FLOW, FLOW_METHODS, block_flows, upsample_blocks, upsample_flows
 from cpgd_bench.store import StoreError, open_store
@@ -48,6 +60,8 @@ from cpgd_bench.tiling import window_starts
 
 INPUTS = ("decoded", "blur")
 MODES = ("train", "test")
+PRIOR_RESOLUTIONS = ("full", "block")
+DTYPES = ("float32", "stored")
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,8 @@ class CodingPriorDataset(Dataset):
         stride: int | None = None,
         checksums: bool = True,
         flow: str = DEFAULT_FLOW,
+        prior_resolution: str = "full",
+        dtype: str = "float32",
     ) -> None:
         opened = open_store(store)  # one-line StoreError: missing store, old format
         self.store_path = opened.path
@@ -95,6 +111,10 @@ class CodingPriorDataset(Dataset):
             raise DataError(f"input must be one of {INPUTS}, got {input!r}")
         if flow not in FLOW_METHODS:
             raise DataError(f"flow must be one of {FLOW_METHODS}, got {flow!r}")
+        if prior_resolution not in PRIOR_RESOLUTIONS:
+            raise DataError(f"prior_resolution must be one of {PRIOR_RESOLUTIONS}, got {prior_resolution!r}")
+        if dtype not in DTYPES:
+            raise DataError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         if clip_len < 1:
             raise DataError(f"clip_len must be >= 1, got {clip_len}")
         if mode == "train" and crop is not None and (crop < 4 or crop % 4):
@@ -102,6 +122,7 @@ class CodingPriorDataset(Dataset):
         if not names:
             raise StoreError(f"split {split!r} of store {store} holds no sequences; rebuild the store")
         self.clip_len, self.input, self.mode, self.checksums, self.flow = clip_len, input, mode, checksums, flow
+        self.prior_resolution, self.dtype = prior_resolution, dtype
         self.crop = crop if mode == "train" else None
         self.augment = augment and mode == "train"
         self.sequences = [self._describe(opened.group(split, name), name) for name in names]
@@ -118,7 +139,7 @@ class CodingPriorDataset(Dataset):
         for i, seq in enumerate(self.sequences):
             starts = window_starts(seq.frames, clip_len, 1 if mode == "train" else step)
             self.index += [(i, t0) for t0 in starts]
-        self._arrays: dict[tuple[str, str], zarr.Array] = {}
+        self._arrays: dict[tuple[str, str], tuple[zarr.Array, ShardReader | None]] = {}
         self._root: zarr.Group | None = None
         self._pid = -1
 
@@ -142,17 +163,28 @@ class CodingPriorDataset(Dataset):
         state["_arrays"], state["_root"], state["_pid"] = {}, None, -1  # reopen in the worker
         return state
 
-    def _array(self, sequence: str, name: str) -> zarr.Array:
+    def _array(self, sequence: str, name: str) -> tuple[zarr.Array, ShardReader | None]:
         if self._pid != os.getpid():
             self._arrays, self._root, self._pid = {}, open_root(self.store_path), os.getpid()
         key = (sequence, name)
         if key not in self._arrays:
-            self._arrays[key] = open_array(self._root, f"{self.split}/{sequence}/{name}", self.checksums)  # type: ignore[arg-type]
+            array = open_array(self._root, f"{self.split}/{sequence}/{name}", self.checksums)  # type: ignore[arg-type]
+            self._arrays[key] = array, ShardReader.open(array, self.checksums)
         return self._arrays[key]
 
     def _read(self, sequence: str, name: str, selection: tuple[slice, ...]) -> np.ndarray:
-        """Read ``selection`` of array ``name`` of a sequence, checked (override to read another layout)."""
-        return read_frames(self._array(sequence, name), *selection)
+        """Read ``selection`` of array ``name`` of a sequence, checked (override to read another layout).
+
+        The direct chunk reader answers first; on anything it cannot read, Zarr reads it again and gives
+        the data or the store's one-line error.
+        """
+        array, reader = self._array(sequence, name)
+        if reader is not None:
+            try:
+                return reader.read(selection)
+            except ChunkReadError:
+                pass
+        return read_frames(array, *selection)
 
     def _origin(self, seq: _Sequence) -> tuple[int, int, int, int]:
         """Crop (y0, x0, h, w): random and 4-pixel aligned in train mode, the full frame in test mode."""
@@ -179,7 +211,7 @@ class CodingPriorDataset(Dataset):
             "residual": self._read(seq.name, "residual", pixels)[:, None],
             "flow_prev": flows[:, 0],
             "flow_next": flows[:, 1],
-            "flow_valid": valid.astype(np.float32),
+            "flow_valid": valid,
         }
         if self.has_gt:
             clip["gt"] = self._read(seq.name, "sharp", pixels).transpose(0, 3, 1, 2)
@@ -190,17 +222,84 @@ class CodingPriorDataset(Dataset):
             clip = aug.vflip(clip) if flip_v else clip
             if backwards:
                 clip, frames = aug.reverse(clip), frames.flip(0)
-        item: dict[str, Any] = {
-            "lq": _scaled(clip["lq"], 1.0 / 255.0),
-            "flow_prev": torch.from_numpy(upsample_flows(clip["flow_prev"], h, w, self.flow)),
-            "flow_next": torch.from_numpy(upsample_flows(clip["flow_next"], h, w, self.flow)),
-            "flow_valid": _dense(clip["flow_valid"], h, w),
-            "residual": normalize_residual(clip["residual"], seq.bit_depth),
-        }
-        if self.has_gt:
-            item["gt"] = _scaled(clip["gt"], 1.0 / 255.0)
+        item = self._priors(clip, h, w) | self._pixels(clip, seq.bit_depth)
         item["key"] = {"sequence": f"{self.split}/{seq.name}", "frames": frames}
         return item
+
+    def _priors(self, clip: dict[str, np.ndarray], h: int, w: int) -> dict[str, torch.Tensor]:
+        """Flows and validity at the item's resolution and dtype (one copy each from the block grid)."""
+        valid_dtype = np.uint8 if self.dtype == "stored" else np.float32
+        if self.prior_resolution == "block":
+            return {
+                "flow_prev": _tensor(clip["flow_prev"]),
+                "flow_next": _tensor(clip["flow_next"]),
+                "flow_valid": _tensor(clip["flow_valid"], valid_dtype),
+            }
+        return {
+            "flow_prev": torch.from_numpy(upsample_flows(clip["flow_prev"], h, w, self.flow)),
+            "flow_next": torch.from_numpy(upsample_flows(clip["flow_next"], h, w, self.flow)),
+            "flow_valid": _tensor(upsample_blocks(clip["flow_valid"], h, w), valid_dtype),
+        }
+
+    def _pixels(self, clip: dict[str, np.ndarray], bit_depth: int) -> dict[str, torch.Tensor]:
+        """``lq``, ``gt``, ``residual``: float32 in [0, 1], or as stored (one copy at most, none when contiguous)."""
+        keys = ("lq", "gt") if self.has_gt else ("lq",)
+        if self.dtype == "stored":
+            item = {key: _tensor(clip[key]) for key in keys}
+            return item | {"residual": _tensor(clip["residual"]), "bit_depth": torch.tensor(bit_depth)}
+        item = {key: _scaled(clip[key], 1.0 / 255.0) for key in keys}
+        return item | {"residual": normalize_residual(clip["residual"], bit_depth)}
+
+    def expand(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """:func:`expand_item` with this dataset's flow method."""
+        return expand_item(batch, self.flow)
+
+
+def expand_item(batch: dict[str, Any], flow: str = DEFAULT_FLOW) -> dict[str, Any]:
+    """An item or collated batch of any ``prior_resolution`` / ``dtype`` -> the default item, on its own device.
+
+    Block-grid flows and validity (spatial size differs from ``lq``'s) are upsampled as
+    :func:`~cpgd_bench.data.flow.upsample_flows` / ``upsample_blocks`` do (``flow``: the dataset's method);
+    uint8 ``lq``/``gt`` become ``x / 255`` and int16 ``residual`` is normalised with ``bit_depth`` (which is
+    dropped), all float32. On the CPU the result equals the default item bit for bit; on CUDA the bilinear
+    flow upsampling is CUDA's (equal up to float32 rounding). Full float32 entries pass through unchanged.
+    """
+    out = dict(batch)
+    height, width = batch["lq"].shape[-2:]
+    for key in ("lq", "gt"):
+        if key in out and out[key].dtype == torch.uint8:
+            out[key] = out[key].to(torch.float32).mul_(1.0 / 255.0)
+    if out["residual"].dtype != torch.float32:
+        residual = out["residual"]
+        bits = out.pop("bit_depth").to(residual.device, torch.float64)
+        scale = torch.exp2(bits).to(torch.float32).reshape(bits.shape + (1,) * (residual.ndim - bits.ndim))
+        out["residual"] = residual.to(torch.float32).add_(scale / 2).mul_(1.0 / scale).clamp_(0.0, 1.0)
+    for key in ("flow_prev", "flow_next"):
+        if out[key].shape[-2:] != (height, width):
+            out[key] = upsample_flow_tensor(out[key], height, width, flow)
+    valid = out["flow_valid"]
+    if valid.shape[-2:] != (height, width):
+        valid = valid.repeat_interleave(4, -2).repeat_interleave(4, -1)[..., :height, :width]
+    out["flow_valid"] = valid.to(torch.float32).contiguous()
+    return out
+
+
+def upsample_flow_tensor(blocks: torch.Tensor, height: int, width: int, flow: str = DEFAULT_FLOW) -> torch.Tensor:
+    """:func:`~cpgd_bench.data.flow.upsample_flows` on a tensor (..., h4, w4), on its device: float32 (..., H, W)."""
+    if flow not in FLOW_METHODS:
+        raise DataError(f"flow must be one of {FLOW_METHODS}, got {flow!r}")
+    blocks = blocks.to(torch.float32)
+    if flow == "scaled":
+        dense = blocks.repeat_interleave(4, -2).repeat_interleave(4, -1)
+        return dense[..., :height, :width].contiguous()
+    lead, (h4, w4) = blocks.shape[:-2], blocks.shape[-2:]
+    dense = F.interpolate(blocks.reshape(-1, 1, h4, w4), scale_factor=4, mode="bilinear", align_corners=False)
+    return dense[..., :height, :width].reshape(*lead, height, width).contiguous()
+
+
+def _tensor(array: np.ndarray, dtype: type | None = None) -> torch.Tensor:
+    """A C-contiguous tensor sharing ``array``'s memory where it already is one (else one copy, cast to ``dtype``)."""
+    return torch.from_numpy(np.ascontiguousarray(array, dtype))
 
 
 def _scaled(array: np.ndarray, scale: float) -> torch.Tensor:
@@ -208,8 +307,3 @@ def _scaled(array: np.ndarray, scale: float) -> torch.Tensor:
     out = np.empty(array.shape, np.float32)
     np.multiply(array, np.float32(scale), out=out, dtype=np.float32)
     return torch.from_numpy(out)
-
-
-def _dense(blocks: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """Nearest 4x upsampling of a (T, C, h4, w4) block map to a float32 (T, C, height, width) tensor."""
-    return torch.from_numpy(np.ascontiguousarray(upsample_blocks(blocks, height, width), np.float32))
