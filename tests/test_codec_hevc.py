@@ -1,0 +1,311 @@
+"""The patched HEVC decoder (vvc_patches/0003): identical pixels, exact residuals, correct motion, clear errors."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cpgd_bench.codec import CodecError, decode_priors, encode, ffmpeg_exe, frame_md5s, load_profile, run_dump
+from cpgd_bench.codec.dump import tool_message
+from cpgd_bench.codec.records import iter_records
+
+from .codec_clips import require_codec, translating_clip
+
+VELOCITY = (1.25, 0.5)
+SIZE = (128, 160)   # whole 8x8 minimum coding blocks: the coded size is the picture size
+FRAMES = 12
+
+pytestmark = pytest.mark.codec
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    return translating_clip(FRAMES, SIZE, VELOCITY)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory, clip) -> Path:
+    require_codec("patched")
+    return encode(clip, load_profile("hevc-ra-qp32"), tmp_path_factory.mktemp("s") / "clip.265")
+
+
+@pytest.fixture(scope="module")
+def stream_nolf(tmp_path_factory, clip) -> Path:
+    require_codec("patched")
+    return encode(clip, load_profile("hevc-ra-nolf-qp27"), tmp_path_factory.mktemp("s") / "nolf.265")
+
+
+def _x265(clip: np.ndarray, out: Path, pix_fmt: str, params: str) -> Path:
+    """Encode RGB frames with libx265 and explicit settings the profiles do not cover."""
+    h, w = clip.shape[1:3]
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+                    "-r", "30", "-i", "-", "-pix_fmt", pix_fmt, "-c:v", "libx265",
+                    "-x265-params", f"{params}:log-level=error", "-f", "hevc", str(out)],
+                   input=clip.tobytes(), check=True)  # fmt: skip
+    return out
+
+
+NOLF = "deblock=false:sao=false"
+#: no loop filters, so decoded == clip(prediction + residual); each exercises other residual or motion paths
+EXTRA_STREAMS = {
+    # 8-bit; transform skip, lossless CUs (transquant bypass), explicit weighted prediction on a fade
+    "tskip-lossless-weighted": ("yuv420p", f"{NOLF}:qp=30:keyint=8:bframes=2:tskip=1:cu-lossless=1:rdoq-level=0:"
+                                           "weightp=1:weightb=1"),
+    # 10-bit intra only: the intra 4x4 luma DST and every intra transform size
+    "intra-10bit": ("yuv420p10le", f"{NOLF}:qp=24:keyint=1"),
+    # 8-bit, 16x16 minimum CUs (8x8 minimum PUs: the 4x4 grid is expanded), 4 slices, P pictures only
+    "mincu16-slices-p": ("yuv420p", f"{NOLF}:qp=28:min-cu-size=16:slices=4:bframes=0:keyint=32"),
+}
+
+
+def _fade(clip: np.ndarray) -> np.ndarray:
+    """The clip fading to 40 % brightness: weighted prediction pays off."""
+    gain = np.linspace(1.0, 0.4, len(clip))[:, None, None, None]
+    return np.clip(clip * gain, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module", params=sorted(EXTRA_STREAMS))
+def extra_stream(request, tmp_path_factory, clip) -> Path:
+    require_codec("patched")
+    pix_fmt, params = EXTRA_STREAMS[request.param]
+    frames = _fade(clip) if "weighted" in request.param else clip
+    return _x265(frames, tmp_path_factory.mktemp("x") / f"{request.param}.265", pix_fmt, params)
+
+
+def test_pixels_identical_to_unpatched_build_and_ffmpeg9(stream, extra_stream):
+    require_codec("reference")
+    for s in (stream, extra_stream):
+        ref = frame_md5s(s, variant="reference", export=False, codec="hevc")
+        out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(s), "-f", "framemd5", "-"],
+                             capture_output=True, text=True, check=True).stdout
+        ffmpeg9 = [ln.split(",")[-1].strip() for ln in out.splitlines() if ln and not ln.startswith("#")]
+        assert len(ref) == FRAMES and ref == ffmpeg9, s.name
+        for threads in (1, 0):
+            for export in (True, False):
+                assert frame_md5s(s, threads=threads, export=export, codec="hevc") == ref, (s.name, threads, export)
+
+
+def _assert_prediction_plus_residual(frames: list) -> None:
+    coded = 0
+    for f in frames:
+        top = (1 << f.bit_depth) - 1
+        for c in range(3):
+            dec = f.planes[c].astype(np.int32)
+            h, w = dec.shape
+            res = f.residual[c][:h, :w].astype(np.int32)
+            pred = f.prediction[c][:h, :w].astype(np.int32)
+            has = pred != 0xFFFF
+            assert np.array_equal(dec[has], np.clip(pred[has] + res[has], 0, top)), (f.poc, c)
+            assert not res[~has].any()           # no residual where none was added (pooled buffers cleared)
+            coded += int(has.sum())
+    assert coded > 0.05 * sum(p.size for f in frames for p in f.planes)
+
+
+def test_decoded_equals_prediction_plus_residual_without_loop_filters(stream_nolf):
+    frames = list(run_dump(stream_nolf, prediction=True, threads=0, codec="hevc"))
+    assert len(frames) == FRAMES and frames[0].bit_depth == 10
+    assert {0, 2} <= {f.slice_type for f in frames}
+    _assert_prediction_plus_residual(frames)
+
+
+def test_decoded_equals_prediction_plus_residual_on_other_coding_tools(extra_stream):
+    frames = list(run_dump(extra_stream, prediction=True, threads=1, codec="hevc"))
+    assert len(frames) == FRAMES
+    _assert_prediction_plus_residual(frames)
+
+
+def test_loop_filters_break_the_identity(stream):
+    """The identity test can fail: with deblocking and SAO on, decoded samples differ from prediction + residual."""
+    frames = list(run_dump(stream, prediction=True, threads=1, codec="hevc"))
+    differ = 0
+    for f in frames:
+        dec = f.planes[0].astype(np.int32)
+        pred, res = f.prediction[0].astype(np.int32), f.residual[0].astype(np.int32)
+        has = pred != 0xFFFF
+        differ += int((dec[has] != np.clip(pred[has] + res[has], 0, 1023)).sum())
+    assert differ > 100
+
+
+def test_export_is_the_same_for_every_thread_count(stream_nolf, extra_stream):
+    """Frame threads share pictures before they finish: the side data must not depend on the thread count."""
+    for s in (stream_nolf, extra_stream):
+        one = list(run_dump(s, prediction=True, threads=1, codec="hevc"))
+        auto = list(run_dump(s, prediction=True, threads=0, codec="hevc"))
+        assert len(one) == len(auto) == FRAMES
+        for a, b in zip(one, auto, strict=True):
+            assert (a.poc, a.slice_type, a.qp) == (b.poc, b.slice_type, b.qp)
+            pairs = [(a.mv, b.mv, "mv"), (a.mv_ref, b.mv_ref, "mv_ref")]
+            pairs += [(x, y, f"{name}[{c}]") for name in ("residual", "prediction")
+                      for c, (x, y) in enumerate(zip(getattr(a, name), getattr(b, name), strict=True))]
+            for x, y, what in pairs:
+                np.testing.assert_array_equal(x, y, err_msg=f"{s.name} POC {a.poc} {what}")
+
+
+def test_header_fields(stream):
+    frames = list(run_dump(stream, codec="hevc"))
+    assert [f.poc for f in frames] == list(range(FRAMES))    # display order
+    assert frames[0].slice_type == 2 and all(f.bit_depth == 10 for f in frames)
+    assert {f.slice_type for f in frames[1:]} <= {0, 1} and 0 in {f.slice_type for f in frames}
+    assert all(20 <= f.qp <= 45 for f in frames)
+    assert not frames[0].mv_ref.any() and not frames[0].mv.any()   # intra: no motion in either list
+    b_frame = next(f for f in frames if f.slice_type == 0)
+    assert (b_frame.mv_ref[0] < 0).any() and (b_frame.mv_ref[1] > 0).any()   # past and future references
+
+
+def _assert_mvs_match(seq, min_used: tuple[float, float]) -> None:
+    inner = (slice(None), slice(2, -2), slice(2, -2))  # interior 4x4 blocks
+    for lst in (0, 1):
+        ref = seq.mv_ref[:, lst][inner]
+        mv = seq.mv[:, lst][inner]
+        used = ref != 0
+        assert used.mean() > min_used[lst], lst
+        assert not mv[~used].any()
+        per_frame = mv[used] / 16.0 / ref[used][:, None]
+        err = np.linalg.norm(per_frame - np.asarray(VELOCITY), axis=1)
+        assert np.median(err) < 0.5 and np.mean(err < 0.5) > 0.8, (lst, np.median(err))
+
+
+def test_mvs_match_known_motion(stream):
+    _assert_mvs_match(decode_priors(stream, *SIZE, codec="hevc"), (0.3, 0.2))
+
+
+def test_mvs_match_known_motion_with_8x8_minimum_prediction_units(tmp_path, clip):
+    require_codec("patched")
+    s = _x265(clip, tmp_path / "mincu16.265", "yuv420p10le", "qp=30:min-cu-size=16:bframes=3:keyint=32:b-adapt=0")
+    seq = decode_priors(s, *SIZE, codec="hevc")
+    _assert_mvs_match(seq, (0.3, 0.1))
+    # 8x8 is the finest motion: each 2x2 group of 4x4 blocks carries one vector
+    mv = seq.mv.astype(np.int32)
+    assert np.array_equal(mv[:, :, ::2, ::2], mv[:, :, 1::2, 1::2])
+
+
+def _bilinear_block(plane: np.ndarray, x: float, y: float, size: int = 4) -> np.ndarray:
+    h, w = plane.shape
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    ys, xs = np.clip(ys + y, 0, h - 1), np.clip(xs + x, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = ys - y0, xs - x0
+    return ((1 - fy) * ((1 - fx) * plane[y0, x0] + fx * plane[y0, x1])
+            + fy * ((1 - fx) * plane[y1, x0] + fx * plane[y1, x1]))
+
+
+def test_motion_compensation_beats_zero_motion(stream):
+    """Predict each inter 4x4 luma block from its exported reference and MV (both lists); compare with zero motion."""
+    frames = list(run_dump(stream, codec="hevc"))
+    by_poc = {f.poc: f.planes[0].astype(np.float64) for f in frames}
+    wins = total = 0
+    for f in frames:
+        cur = f.planes[0].astype(np.float64)
+        h4, w4 = f.mv_ref.shape[1:]
+        for lst in (0, 1):
+            for y4 in range(h4 - 1):
+                for x4 in range(w4 - 1):
+                    d = int(f.mv_ref[lst, y4, x4])
+                    if d == 0:
+                        continue
+                    ref = by_poc[f.poc + d]
+                    blk = cur[4 * y4:4 * y4 + 4, 4 * x4:4 * x4 + 4]
+                    zero = np.abs(blk - ref[4 * y4:4 * y4 + 4, 4 * x4:4 * x4 + 4]).sum()
+                    if zero < 16 * 8 * 4:              # 10-bit: block does not change, nothing to beat
+                        continue
+                    mvx, mvy = f.mv[lst, y4, x4] / 16.0
+                    mc = np.abs(blk - _bilinear_block(ref, 4 * x4 + mvx, 4 * y4 + mvy)).sum()
+                    wins += mc < zero
+                    total += 1
+    assert total > 200
+    assert wins / total >= 0.9, f"MC beat zero motion on {wins}/{total} changing blocks"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_broken_bitstreams_give_one_line_errors(stream, tmp_path, damage):
+    data = stream.read_bytes()
+    bad = tmp_path / f"{damage}.265"
+    bad.write_bytes({"truncate": data[: len(data) // 2], "garbage": data[:200] + os.urandom(3000),
+                     "empty": b""}[damage])
+    with pytest.raises(CodecError) as e:
+        decode_priors(bad, *SIZE, n_frames=FRAMES, codec="hevc")
+    msg = str(e.value)
+    assert "\n" not in msg and bad.name in msg
+
+
+def _nal_units(data: bytes) -> list[bytes]:
+    """An Annex-B stream split before each start code (a 4-byte 00 00 00 01 keeps its leading zero)."""
+    starts = [i - (i > 0 and data[i - 1] == 0) for i in range(len(data) - 2) if data[i : i + 3] == b"\x00\x00\x01"]
+    return [data[a:b] for a, b in zip(starts, [*starts[1:], len(data)], strict=True)]
+
+
+def _nal_type(nal: bytes) -> int:
+    return (nal[nal.index(b"\x00\x00\x01") + 3] >> 1) & 0x3F
+
+
+def _mutant(rng: random.Random, kind: str, data: bytes) -> bytes:
+    """One deterministic mutation of an HEVC Annex-B bitstream."""
+    nals = _nal_units(data)
+    if kind == "flip":  # up to 8 random bytes anywhere
+        out = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            out[rng.randrange(len(out))] ^= rng.randint(1, 255)
+        return bytes(out)
+    if kind == "flip-parameter-set":  # one bit inside a VPS, SPS or PPS (nal_unit_type 32-34)
+        i = rng.choice([i for i, nal in enumerate(nals) if _nal_type(nal) in (32, 33, 34)])
+        nal = bytearray(nals[i])
+        nal[rng.randrange(nal.index(b"\x00\x00\x01") + 5, len(nal))] ^= 1 << rng.randrange(8)
+        nals[i] = bytes(nal)
+    elif kind == "flip-slice-data":  # a few bits inside one coded slice (CABAC data: wrong CUs, MVs, residuals)
+        i = rng.choice([i for i, nal in enumerate(nals) if _nal_type(nal) < 32 and len(nal) > 40])
+        nal = bytearray(nals[i])
+        for _ in range(rng.randint(1, 4)):
+            nal[rng.randrange(20, len(nal))] ^= 1 << rng.randrange(8)
+        nals[i] = bytes(nal)
+    elif kind == "delete":
+        at = rng.randrange(len(data))
+        return data[:at] + data[at + rng.randint(1, 300):]
+    elif kind == "truncate":
+        return data[: rng.randrange(1, len(data))]
+    elif kind == "splice":
+        at = rng.randrange(len(data))
+        return data[:at] + rng.randbytes(rng.randint(1, 64)) + data[at:]
+    elif kind == "duplicate-nal":
+        nals.insert(rng.randrange(len(nals) + 1), nals[rng.randrange(len(nals))])
+    elif kind == "drop-nal":
+        del nals[rng.randrange(len(nals))]
+    else:  # swap-nal
+        i, j = rng.randrange(len(nals)), rng.randrange(len(nals))
+        nals[i], nals[j] = nals[j], nals[i]
+    return b"".join(nals)
+
+
+MUTATIONS = ["flip", "flip-parameter-set", "flip-slice-data", "delete", "truncate", "splice", "duplicate-nal",
+             "drop-nal", "swap-nal"]
+
+
+def test_asan_dump_tool_on_mutated_hevc_bitstreams(stream, stream_nolf, tmp_path, monkeypatch):
+    """72 mutants (fixed seed, 8 per kind): a clean exit with well-formed records, or the tool's own error exit
+    (2-4) with its one-line message; never a sanitizer report (exit 86), a signal or a hang."""
+    tool = require_codec("asan")
+    monkeypatch.setenv("ASAN_OPTIONS", "exitcode=86:detect_leaks=1")
+    rng = random.Random(265)
+    sources = [stream.read_bytes(), stream_nolf.read_bytes()]
+    clean = {kind: 0 for kind in MUTATIONS}
+    for i in range(72):
+        kind = MUTATIONS[i % len(MUTATIONS)]
+        path = tmp_path / f"m{i:03d}-{kind}.265"
+        path.write_bytes(_mutant(rng, kind, sources[i % 2]))
+        args = [["--threads", "1"], ["--threads", "2", "--prediction"], ["--threads", "0"]][i % 3]
+        done = subprocess.run([str(tool), "--codec", "hevc", *args, "-o", str(tmp_path / "out.bin"), str(path)],
+                              capture_output=True, timeout=120)  # fmt: skip
+        err = done.stderr.decode(errors="replace")
+        assert 0 <= done.returncode <= 4 and "Sanitizer" not in err, f"{path.name}: rc {done.returncode}\n{err[-3000:]}"
+        if done.returncode == 0:
+            with open(tmp_path / "out.bin", "rb") as f:
+                assert list(iter_records(f)), f"{path.name}: clean exit without frames"
+            clean[kind] += 1
+        else:
+            assert tool_message(done.stderr, "").startswith(f"prior-dump: {path}: "), err
+    assert sum(clean.values()) < 72, clean   # the mutants do damage
