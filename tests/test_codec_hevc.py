@@ -53,9 +53,10 @@ def _x265(clip: np.ndarray, out: Path, pix_fmt: str, params: str) -> Path:
 NOLF = "deblock=false:sao=false"
 #: no loop filters, so decoded == clip(prediction + residual); each exercises other residual or motion paths
 EXTRA_STREAMS = {
-    # 8-bit; transform skip, lossless CUs (transquant bypass), explicit weighted prediction on a fade
-    "tskip-lossless-weighted": ("yuv420p", f"{NOLF}:qp=30:keyint=8:bframes=2:tskip=1:cu-lossless=1:rdoq-level=0:"
-                                           "weightp=1:weightb=1"),
+    # 8-bit; transform skip and explicit weighted prediction (P and B) on a fade
+    "tskip-weighted": ("yuv420p", f"{NOLF}:qp=30:keyint=8:bframes=2:tskip=1:rdoq-level=0:weightp=1:weightb=1"),
+    # 8-bit lossless: every CU transquant-bypassed, the residual is the coded one as is
+    "lossless": ("yuv420p", f"{NOLF}:lossless=1:keyint=8:bframes=2"),
     # 10-bit intra only: the intra 4x4 luma DST and every intra transform size
     "intra-10bit": ("yuv420p10le", f"{NOLF}:qp=24:keyint=1"),
     # 8-bit, 16x16 minimum CUs (8x8 minimum PUs: the 4x4 grid is expanded), 4 slices, P pictures only
