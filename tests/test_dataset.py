@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from cpgd_bench.data import CodingPriorDataset, backward_warp, normalize_residual
+from cpgd_bench.data import CodingPriorDataset, backward_warp, expand_item, normalize_residual, upsample_flow_tensor
 from cpgd_bench.data import augment as aug
+from cpgd_bench.data.chunks import ChunkReadError, ShardReader
+from cpgd_bench.data.errors import DataError
+from cpgd_bench.data.flow import upsample_flows
 from cpgd_bench.store import FORMAT_VERSION, StoreError, StoreWriter
+from cpgd_bench.store.reader import open_array, open_root
 
 from .test_store_util import random_sequence, sequence_attrs
 
@@ -218,3 +223,126 @@ def test_errors_name_the_path_and_fix(store: Path, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="rebuild it") as e:
         CodingPriorDataset(old, "train")
     assert str(old) in _one_line(e)
+
+
+ODD_H, ODD_W = 46, 62  # not multiples of 4: the block grid (12 x 16) overhangs the frame
+
+
+@pytest.fixture(scope="module")
+def odd_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("odd") / "o.zarr"
+    arrays = random_sequence(5, t=8, h=ODD_H, w=ODD_W)
+    arrays["mv_ref"] = translating_sequence(5)["mv_ref"][:8, :, : -(-ODD_H // 4), : -(-ODD_W // 4)]
+    arrays["mv"] = np.clip(arrays["mv"], -40, 40)  # a few pixels of motion, so the flows matter
+    with StoreWriter(path, "unit") as writer:
+        writer.write_sequence("test", "odd", arrays, sequence_attrs(8))
+    return path
+
+
+def _compact_cases() -> list[tuple[str, str, str]]:
+    return [(f, r, d) for f in ("composed", "scaled") for r in ("full", "block") for d in ("float32", "stored")]
+
+
+@pytest.mark.parametrize(("flow", "resolution", "dtype"), _compact_cases())
+def test_compact_items_expand_to_the_default_item_bit_for_bit(
+    store: Path, odd_store: Path, flow: str, resolution: str, dtype: str
+) -> None:
+    cases = [
+        ("train", dict(store=store, split="train", clip_len=5, crop=32, augment=True), 32, 32),
+        ("test", dict(store=odd_store, split="test", clip_len=4, mode="test"), ODD_H, ODD_W),
+    ]
+    for mode, kwargs, h, w in cases:
+        default = CodingPriorDataset(**kwargs, flow=flow)  # type: ignore[arg-type]
+        compact = CodingPriorDataset(**kwargs, flow=flow, prior_resolution=resolution, dtype=dtype)  # type: ignore[arg-type]
+        for seed in range(4 if mode == "train" else 1):  # train: random crops, flips and reversal
+            torch.manual_seed(seed)
+            want = default[seed]
+            torch.manual_seed(seed)
+            item = compact[seed]
+            side = (-(-h // 4), -(-w // 4)) if resolution == "block" else (h, w)
+            assert item["flow_prev"].shape[-2:] == item["flow_valid"].shape[-2:] == side
+            pixel = torch.uint8 if dtype == "stored" else torch.float32
+            assert item["lq"].dtype == pixel and item["residual"].dtype == (torch.int16 if dtype == "stored" else pixel)
+            assert [k for k, v in item.items() if k != "key" and not v.is_contiguous()] == []
+            assert ("bit_depth" in item) == (dtype == "stored")
+            full = compact.expand(item)
+            assert full.keys() == want.keys()
+            for key in want.keys() - {"key"}:
+                assert full[key].dtype == want[key].dtype and torch.equal(full[key], want[key]), (mode, key)
+            assert torch.equal(item["key"]["frames"], want["key"]["frames"])
+
+
+def test_compact_batches_expand_like_stacked_default_items(store: Path) -> None:
+    """Collated compact items (DataLoader, pinned-memory friendly) expand on their device to the default batch."""
+    default = CodingPriorDataset(store, "test", clip_len=4, mode="test")
+    compact = CodingPriorDataset(store, "test", clip_len=4, mode="test", prior_resolution="block", dtype="stored")
+    batch = next(iter(DataLoader(compact, batch_size=3, num_workers=1, pin_memory=torch.cuda.is_available())))
+    assert batch["flow_prev"].shape == (3, 4, 2, H // 4, W // 4) and batch["flow_valid"].dtype == torch.uint8
+    assert batch["bit_depth"].tolist() == [10, 10, 10]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    full = expand_item({k: v.to(device) for k, v in batch.items() if k != "key"}, compact.flow)
+    for key in ("lq", "gt", "flow_prev", "flow_next", "flow_valid", "residual"):
+        want = torch.stack([default[i][key] for i in range(3)])
+        if device == "cpu":
+            assert torch.equal(full[key], want), key
+        else:  # CUDA's bilinear upsampling rounds its own way
+            torch.testing.assert_close(full[key].cpu(), want, rtol=0, atol=1e-5)
+
+
+def test_upsample_flow_tensor_matches_upsample_flows() -> None:
+    blocks = np.random.default_rng(0).normal(size=(3, 2, 5, 7)).astype(np.float32)
+    for flow in ("composed", "scaled"):
+        want = upsample_flows(blocks, 18, 27, flow)
+        assert torch.equal(upsample_flow_tensor(torch.from_numpy(blocks), 18, 27, flow), torch.from_numpy(want))
+    with pytest.raises(DataError, match="flow must be one of"):
+        upsample_flow_tensor(torch.from_numpy(blocks), 18, 27, "nearest")
+
+
+def test_option_errors_name_the_choices(store: Path) -> None:
+    with pytest.raises(DataError, match=r"prior_resolution must be one of \('full', 'block'\), got 'half'"):
+        CodingPriorDataset(store, "train", crop=16, prior_resolution="half")
+    with pytest.raises(DataError, match=r"dtype must be one of \('float32', 'stored'\), got 'uint8'"):
+        CodingPriorDataset(store, "train", crop=16, dtype="uint8")
+
+
+def test_shard_reader_equals_zarr_and_refuses_damage(store: Path, tmp_path: Path) -> None:
+    root = open_root(store)
+    pixels = [(slice(0, 12), slice(0, 48), slice(0, 64)), (slice(3, 10), slice(4, 37), slice(8, 60)), (slice(11, 12),)]
+    grid = [(slice(2, 9), slice(None), slice(1, 11), slice(3, 15)), (slice(0, 12),), (slice(5, 6), slice(1, 2))]
+    for name in ("decoded", "sharp", "residual", "mv", "mv_ref"):
+        array = open_array(root, f"train/s1/{name}")
+        reader = ShardReader.open(array, checksums=True)
+        assert reader is not None, name
+        for selection in grid if name.startswith("mv") else pixels:
+            assert np.array_equal(reader.read(selection), np.asarray(array[selection])), (name, selection)
+    assert ShardReader.open(open_array(root, "train/s1/poc"), checksums=True) is None  # not sharded: Zarr reads it
+
+    copy = tmp_path / "t.zarr"
+    shutil.copytree(store, copy)
+    shard = sorted((copy / "train" / "s0" / "decoded" / "c").rglob("*"))[-1]
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 3] ^= 0x01  # a flipped bit inside a chunk
+    shard.write_bytes(bytes(raw))
+    reader = ShardReader.open(open_array(open_root(copy), "train/s0/decoded"), checksums=True)
+    with pytest.raises(ChunkReadError):
+        reader.read((slice(0, 12),))  # type: ignore[union-attr]
+    dataset = CodingPriorDataset(copy, "train", clip_len=12, mode="test")
+    with pytest.raises(StoreError, match=r"train/s0/decoded: frames 0-11 cannot be read: corrupt data") as e:
+        dataset[0]
+    _one_line(e)
+
+
+def test_cpfp_training_is_the_same_with_compact_items(tmp_path: Path) -> None:
+    """The trainer's compact data path (block priors expanded on the device) trains the same weights on the CPU."""
+    from cpgd_bench.models.cpgd.cpfp.checkpoint import read_payload
+    from cpgd_bench.train.cpfp import train
+
+    from .cpfp_fixtures import tiny_config, tiny_store
+
+    data = tiny_store(tmp_path / "tiny.zarr")
+    runs = {}
+    for compact in (True, False):
+        config = tiny_config(tmp_path / f"{compact}.yaml", data={"compact": compact}, val={"every": 100})
+        runs[compact] = read_payload(train(config, data, tmp_path / f"run-{compact}", max_steps=2))["model"]
+    assert runs[True].keys() == runs[False].keys()
+    assert all(torch.equal(runs[True][k], runs[False][k]) for k in runs[True])

@@ -236,8 +236,8 @@ class CodingPriorDataset(Dataset):
                 "flow_valid": _tensor(clip["flow_valid"], valid_dtype),
             }
         return {
-            "flow_prev": torch.from_numpy(upsample_flows(clip["flow_prev"], h, w, self.flow)),
-            "flow_next": torch.from_numpy(upsample_flows(clip["flow_next"], h, w, self.flow)),
+            "flow_prev": _tensor(upsample_flows(clip["flow_prev"], h, w, self.flow)),
+            "flow_next": _tensor(upsample_flows(clip["flow_next"], h, w, self.flow)),
             "flow_valid": _tensor(upsample_blocks(clip["flow_valid"], h, w), valid_dtype),
         }
 

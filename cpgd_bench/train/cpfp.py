@@ -5,7 +5,8 @@ Config (YAML, ``manifests/train/cpfp-*.yaml``)::
     seed: 0
     model: {...}                 # CPFPConfig options (cpgd_bench.models.cpgd.cpfp.model)
     raft_weights: null           # RAFT state dict, needed by alignment raft / raft-mv-init
-    data: {split: train, input: decoded, crop: 256, clip_len: 7, batch_size: 8, workers: 2, augment: true}
+    data: {split: train, input: decoded, crop: 256, clip_len: 7, batch_size: 8, workers: 2, augment: true,
+           compact: true}         # compact: block-resolution flows, uint8/int16 pixels, expanded on the device
     optim: {lr: 1.0e-4, betas: [0.9, 0.99], eta_min: 1.0e-7, steps: 300000, grad_clip: null}
     val: {split: test, every: 5000, clip_len: 24}
     checkpoint_every: 5000
@@ -47,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "model": {},
     "raft_weights": None,
     "data": {"split": "train", "input": "decoded", "crop": 256, "clip_len": 7, "batch_size": 8, "workers": 2,
-             "augment": True},
+             "augment": True, "compact": True},
     "optim": {"lr": 1.0e-4, "betas": [0.9, 0.99], "eta_min": 1.0e-7, "steps": 300_000, "grad_clip": None},
     "val": {"split": "test", "every": 5000, "clip_len": 24},
     "checkpoint_every": 5000,
@@ -182,8 +183,9 @@ def _train(
         step = int(state["step"])
     end = min(optim["steps"], max_steps) if max_steps is not None else optim["steps"]
 
+    compact = {"prior_resolution": "block", "dtype": "stored"} if data["compact"] else {}
     clips = CodingPriorDataset(store, data["split"], clip_len=data["clip_len"], crop=data["crop"],
-                               input=data["input"], augment=data["augment"], mode="train")  # fmt: skip
+                               input=data["input"], augment=data["augment"], mode="train", **compact)  # fmt: skip
     draw = _draw(len(clips), data["batch_size"], ctx.rank, ctx.world)
     batches = base.StepBatches(draw, cfg["seed"], step, end)
     loader = DataLoader(_SeededClips(clips), batch_sampler=batches, num_workers=data["workers"],
@@ -196,7 +198,7 @@ def _train(
     bar = tqdm(total=end, initial=step, desc="cpfp", disable=not ctx.is_main, dynamic_ncols=True)
     started = time.monotonic()
     for batch in loader:
-        batch = {k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()}
+        batch = clips.expand({k: v.to(ctx.device, non_blocking=True) for k, v in batch.items()})  # on the device
         pred = net(**{k: batch[k] for k in ("lq", *PRIORS)})
         loss = F.l1_loss(pred, batch["gt"])
         optimizer.zero_grad(set_to_none=True)
