@@ -19,6 +19,7 @@ from .codec_clips import require_codec, translating_clip
 VELOCITY = (1.25, 0.5)
 SIZE = (128, 160)   # whole 8x8 minimum coding blocks: the coded size is the picture size
 FRAMES = 12
+NOLF_FRAMES = 40   # longer than the decoded picture buffer: the export reuses pooled side-data buffers
 
 pytestmark = pytest.mark.codec
 
@@ -35,8 +36,9 @@ def stream(tmp_path_factory, clip) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stream_nolf(tmp_path_factory, clip) -> Path:
+def stream_nolf(tmp_path_factory) -> Path:
     require_codec("patched")
+    clip = translating_clip(NOLF_FRAMES, SIZE, VELOCITY)
     return encode(clip, load_profile("hevc-ra-nolf-qp27"), tmp_path_factory.mktemp("s") / "nolf.265")
 
 
@@ -109,7 +111,7 @@ def _assert_prediction_plus_residual(frames: list) -> None:
 
 def test_decoded_equals_prediction_plus_residual_without_loop_filters(stream_nolf):
     frames = list(run_dump(stream_nolf, prediction=True, threads=0, codec="hevc"))
-    assert len(frames) == FRAMES and frames[0].bit_depth == 10
+    assert len(frames) == NOLF_FRAMES and frames[0].bit_depth == 10
     assert {0, 2} <= {f.slice_type for f in frames}
     _assert_prediction_plus_residual(frames)
 
@@ -137,7 +139,7 @@ def test_export_is_the_same_for_every_thread_count(stream_nolf, extra_stream):
     for s in (stream_nolf, extra_stream):
         one = list(run_dump(s, prediction=True, threads=1, codec="hevc"))
         auto = list(run_dump(s, prediction=True, threads=0, codec="hevc"))
-        assert len(one) == len(auto) == FRAMES
+        assert len(one) == len(auto) > 0
         for a, b in zip(one, auto, strict=True):
             assert (a.poc, a.slice_type, a.qp) == (b.poc, b.slice_type, b.qp)
             pairs = [(a.mv, b.mv, "mv"), (a.mv_ref, b.mv_ref, "mv_ref")]
@@ -145,6 +147,14 @@ def test_export_is_the_same_for_every_thread_count(stream_nolf, extra_stream):
                       for c, (x, y) in enumerate(zip(getattr(a, name), getattr(b, name), strict=True))]
             for x, y, what in pairs:
                 np.testing.assert_array_equal(x, y, err_msg=f"{s.name} POC {a.poc} {what}")
+
+
+def test_residual_does_not_depend_on_the_prediction_export(stream_nolf):
+    with_pred = run_dump(stream_nolf, prediction=True, threads=1, codec="hevc")
+    for a, b in zip(with_pred, run_dump(stream_nolf, threads=1, codec="hevc"), strict=True):
+        assert b.prediction is None
+        for c in range(3):
+            np.testing.assert_array_equal(a.residual[c], b.residual[c], err_msg=f"POC {a.poc} plane {c}")
 
 
 def test_header_fields(stream):
