@@ -1,11 +1,11 @@
 """The compact AV_FRAME_DATA_CODING_PRIOR export writes the same records, byte for byte, as the first export.
 
-tests/prior_golden/ holds five small VVC bitstreams (VVenC through imageio-ffmpeg: the clips of
-tests/test_codec.py at profiles ra-qp32, ra-nolf-qp27 and ld-qp32, and two at ra-slow-qp27/qp22, which enable
-affine, GPM, CIIP, DMVR and BDOF) and records.json, the md5 of the whole record stream (pixels, MVs, reference
-offsets, residuals, predictions) that the first export (an AVMotionVector grid + AV_FRAME_DATA_CODING_RESIDUAL,
-vvc_patches before issue 16) wrote for each of them, per run of :data:`RUNS`. The bitstreams are stored rather
-than encoded here, so that a change of encoder or profile cannot move them.
+tests/prior_golden/ holds six small VVC bitstreams (VVenC through imageio-ffmpeg: the clips of tests/test_codec.py
+at profiles ra-qp32, ra-nolf-qp27 and ld-qp32; two at ra-slow-qp27/qp22, which enable affine, GPM, CIIP, DMVR and
+BDOF; a 40-frame one, so that every export buffer is reused) and records.json, the md5 of the whole record stream
+(pixels, MVs, reference offsets, residuals, predictions) that the first export (an AVMotionVector grid +
+AV_FRAME_DATA_CODING_RESIDUAL, vvc_patches before issue 16) wrote for each of them, per run of :data:`RUNS`. The
+bitstreams are stored rather than encoded here, so that a change of encoder or profile cannot move them.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ CLIPS = {
     "ld-qp32": ("ld-qp32", 10, (64, 96)),
     "ra-slow-qp27": ("ra-slow-qp27", 9, (96, 128)),
     "ra-slow-qp22": ("ra-slow-qp22", 8, (192, 256)),
+    "ra-qp22-long": ("ra-qp22", 40, (96, 128)),   # long enough for every export buffer to be reused
 }
 #: run name -> dump tool arguments
 RUNS = {
