@@ -63,6 +63,8 @@ where a reference lies outside it) the rules fall back to what the clip holds.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -133,138 +135,146 @@ def _linked(ref: np.ndarray) -> np.ndarray:
     return linked
 
 
-def _velocity(vec: np.ndarray, ref: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rule 3 on gathered blocks: ``vec`` (n, C, 2), ``ref`` (n, C) hold the lists of t, then those of
-    t + s. Each gives ``vec * s / d``; cost |d|, +1 where d points away from the other frame."""
-    lists = ref.shape[1] // 2
-    away = np.concatenate([np.sign(ref[:, :lists]) != s, np.sign(ref[:, lists:]) != -s], 1)
-    cost = np.where(ref != 0, np.abs(ref) + away, np.inf)
-    best = cost.min(1)
-    pick = cost == best[:, None]
-    est = vec * (s / np.where(ref != 0, ref, 1))[..., None]
-    flow = (est * pick[..., None]).sum(1) / np.maximum(pick.sum(1), 1)[:, None]
+def _land(flat: np.ndarray, v: np.ndarray, d: np.ndarray | int, shape: tuple[int, int, int]) -> np.ndarray:
+    """Flat index of the block of frame f + ``d`` that blocks ``flat`` (of frames f) moved by ``v`` (n, 2)
+    pixels land on (rounded, clamped to the frame). Blocks are numbered block-major: (t * h4 + y) * w4 + x."""
+    _, h4, w4 = shape
+    f, rest = np.divmod(flat, h4 * w4)
+    by, bx = np.divmod(rest, w4)
+    qy = np.clip(np.rint(by + v[:, 1] / 4), 0, h4 - 1).astype(np.intp)
+    qx = np.clip(np.rint(bx + v[:, 0] / 4), 0, w4 - 1).astype(np.intp)
+    return ((f + d) * h4 + qy) * w4 + qx
+
+
+def _neighbour(flat: np.ndarray, s: np.ndarray | int, shape: tuple[int, int, int]) -> np.ndarray:
+    """Whether frame f + ``s`` of blocks ``flat`` (of frames f) is inside the run."""
+    t_len, h4, w4 = shape
+    u = flat // (h4 * w4) + s
+    return (u >= 0) & (u < t_len)
+
+
+def _velocity(vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int], flat: np.ndarray, s: int) -> tuple:
+    """Rule 4 at blocks ``flat``: each used list of t (then of t + s, same block) gives ``vec * s / d``;
+    cost |d|, +1 where d points away from the other frame; the cheapest are averaged. Returns (n, 2), ok (n,)."""
+    lists = rb.shape[1]
+    inside = _neighbour(flat, s, shape)
+    at = np.where(inside, flat + s * shape[1] * shape[2], flat)
+    ref = np.concatenate([rb[flat], np.where(inside[:, None], rb[at], 0)], 1)
+    vec = np.concatenate([vb[flat], vb[at]], 1)
+    cost = [np.where(r != 0, np.abs(r) + (np.sign(r) != (s if c < lists else -s)), np.inf) for c, r in enumerate(ref.T)]
+    best = functools.reduce(np.minimum, cost)
+    flow, picked = np.zeros((len(flat), 2), np.float32), np.zeros(len(flat), np.float32)
+    for c, r in enumerate(ref.T):
+        pick = cost[c] == best
+        flow += vec[:, c] * (pick * s / np.where(r != 0, r, 1))[:, None]
+        picked += pick
+    flow /= np.maximum(picked, 1)[:, None]
     return flow.astype(np.float32), np.isfinite(best)
 
 
-def _direct(
-    vec: tuple[np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray], s: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rule 1: sums (T, 2, h4, w4) and counts (T, h4, w4) of the candidates of frames t toward u = t + s
-    where t predicts from u or u from t (projected onto t).
+def _direct(vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int], s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 1: sums (N, 2) and counts (N,) of the candidates toward u = t + s of every block of t, where t
+    predicts from u or u from t (projected onto t).
 
-    ``vec`` ((T, L, 2, h4, w4) twice) / ``ref`` ((T, L, h4, w4) twice) hold the lists of t, then of u.
+    ``vb`` (N, L, 2) / ``rb`` (N, L): MVs (pixels) and reference distances of the N blocks, block-major.
     """
-    (own_vec, nb_vec), (own_ref, nb_ref) = vec, ref
-    t_len, _, h4, w4 = own_ref.shape
-    own = own_ref == s  # t predicts from u
-    sums = (own_vec * own[:, :, None]).sum(1)
-    counts = own.sum(1).astype(np.float32)
-    f, lst, by, bx = np.nonzero(nb_ref == -s)  # u predicts from t: move the block to where it lands in t
-    v = nb_vec[f, lst, :, by, bx]  # (n, 2)
-    ty = np.clip(np.rint(by + v[:, 1] / 4), 0, h4 - 1).astype(np.intp)
-    tx = np.clip(np.rint(bx + v[:, 0] / 4), 0, w4 - 1).astype(np.intp)
-    idx, size = (f * h4 + ty) * w4 + tx, t_len * h4 * w4
+    n = len(rb)
+    sums, counts = np.zeros((n, 2), np.float32), np.zeros(n, np.float32)
+    for a in range(rb.shape[1]):  # t predicts from u
+        own = rb[:, a] == s
+        sums += vb[:, a] * own[:, None]
+        counts += own
+    j, lst = np.nonzero(rb == -s)  # u predicts from t = u - s: move the block to where it lands in t
+    keep = _neighbour(j, -s, shape)
+    j, lst = j[keep], lst[keep]
+    v = vb[j, lst]
+    at = _land(j, v, -s, shape)
     for c in range(2):
-        sums[:, c] -= np.bincount(idx, v[:, c], size).reshape(t_len, h4, w4).astype(np.float32)
-    counts += np.bincount(idx, minlength=size).reshape(t_len, h4, w4)
+        sums[:, c] -= np.bincount(at, v[:, c], n).astype(np.float32)
+    counts += np.bincount(at, minlength=n)
     return sums, counts
 
 
-def _chains(vec: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rule 3 for both directions: sums (T, 2, 2, h4, w4) and counts (T, 2, h4, w4) of mv/16 + mv_r/16 where
-    t predicts from r = t + d (inside the run) and r's block where t's MV lands predicts from t + s, d != s."""
-    t_len, lists, h4, w4 = ref.shape
-    size = t_len * h4 * w4
-    sums = np.zeros((t_len, 2, 2, h4, w4), np.float32)
-    counts = np.zeros((t_len, 2, h4, w4), np.float32)
-    frames = np.arange(t_len)[:, None, None]
+def _chains(vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 3 for both directions: sums (2, N, 2) and counts (2, N) of mv/16 + mv_r/16 where t predicts
+    from r = t + d (inside the run) and r's block where t's MV lands predicts from t + s, d != s."""
+    n, lists = rb.shape
+    sums = np.zeros((2, n, 2), np.float32)
+    counts = np.zeros((2, n), np.float32)
     for a in range(lists):
-        r = frames + ref[:, a]
-        f, by, bx = np.nonzero((ref[:, a] != 0) & (r >= 0) & (r < t_len))
-        d, r = ref[f, a, by, bx], r[f, by, bx]
-        v = vec[f, a, :, by, bx]  # (n, 2)
-        qy = np.clip(np.rint(by + v[:, 1] / 4), 0, h4 - 1).astype(np.intp)
-        qx = np.clip(np.rint(bx + v[:, 0] / 4), 0, w4 - 1).astype(np.intp)
-        idx = (f * h4 + by) * w4 + bx
+        flat = np.flatnonzero(rb[:, a])
+        d = rb[flat, a]
+        keep = _neighbour(flat, d, shape)
+        flat, d = flat[keep], d[keep]
+        v = vb[flat, a]
+        at = _land(flat, v, d, shape)
+        r_ref, r_vec = rb[at], vb[at]
         for b in range(lists):
-            r_ref = ref[r, b, qy, qx]
-            on = np.where(r_ref != 0, r_ref + d, 0)  # the frame r's list b points to, relative to t
+            on = np.where(r_ref[:, b] != 0, r_ref[:, b] + d, 0)  # the frame r's list b points to, relative to t
             for k, s in enumerate((-1, 1)):
-                hit = (on == s) & (d != s)
-                cand = v[hit] + vec[r[hit], b, :, qy[hit], qx[hit]]
-                for c in range(2):
-                    sums[:, k, c] += np.bincount(idx[hit], cand[:, c], size).reshape(t_len, h4, w4)
-                counts[:, k] += np.bincount(idx[hit], minlength=size).reshape(t_len, h4, w4)
+                hit = np.flatnonzero((on == s) & (d != s))
+                sums[k, flat[hit]] += v[hit] + r_vec[hit, b]  # one candidate per block and pair of lists
+                counts[k, flat[hit]] += 1
     return sums, counts
 
 
 def _common(
-    vec: tuple[np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray], placed: np.ndarray, todo: np.ndarray, s: int
-) -> tuple:
-    """Rule 2 at the ``todo`` blocks (T, h4, w4): t and u predict from the same frame r, so
-    F(t->u) = F(t->r) - F(u->r), u read at the block ``placed`` (T, 2, h4, w4) puts them on.
+    vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int], placed: np.ndarray, flat: np.ndarray, s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 2 at blocks ``flat``: t and u = t + s predict from the same frame r, so F(t->u) = F(t->r) - F(u->r),
+    u read at the block ``placed`` (N, 2) puts them on.
 
-    Returns the block indices (f, by, bx) where a candidate exists and the averaged flows there.
+    Returns the blocks where a candidate exists and the flows there, averaged over matching pairs of lists.
     """
-    (own_vec, nb_vec), (own_ref, nb_ref) = vec, ref
-    lists, h4, w4 = own_ref.shape[1:]
-    f, by, bx = np.nonzero(todo)
-    qy = np.clip(np.rint(by + placed[f, 1, by, bx] / 4), 0, h4 - 1).astype(np.intp)
-    qx = np.clip(np.rint(bx + placed[f, 0, by, bx] / 4), 0, w4 - 1).astype(np.intp)
-    t_ref, u_ref = own_ref[f, :, by, bx], nb_ref[f, :, qy, qx]  # (n, L)
-    t_vec, u_vec = own_vec[f, :, :, by, bx], nb_vec[f, :, :, qy, qx]  # (n, L, 2)
-    sums, counts = np.zeros((len(f), 2), np.float32), np.zeros(len(f), np.int64)
-    for a in range(lists):
-        for b in range(lists):
-            hit = (u_ref[:, b] != 0) & (u_ref[:, b] != -s) & (t_ref[:, a] == u_ref[:, b] + s)
-            sums += np.where(hit[:, None], t_vec[:, a] - u_vec[:, b], 0.0)
-            counts += hit
+    flat = flat[_neighbour(flat, s, shape)]
+    at = _land(flat, placed[flat], s, shape)
+    t_ref, u_ref = rb[flat], rb[at]  # (n, L)
+    sums, counts = np.zeros((len(flat), 2), np.float32), np.zeros(len(flat), np.int64)
+    for b in range(rb.shape[1]):
+        usable = (u_ref[:, b] != 0) & (u_ref[:, b] != -s)
+        for a in range(rb.shape[1]):
+            hit = np.flatnonzero(usable & (t_ref[:, a] == u_ref[:, b] + s))
+            sums[hit] += vb[flat[hit], a] - vb[at[hit], b]
+            counts[hit] += 1
     found = counts > 0
-    return (f[found], by[found], bx[found]), sums[found] / counts[found, None]
+    return flat[found], sums[found] / counts[found, None]
 
 
 def _composed(mv: np.ndarray, mv_ref: np.ndarray, v1: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    ref = mv_ref.astype(np.int32)
-    vec = np.moveaxis(mv, -1, 2).astype(np.float32) / MV_UNIT  # (T, L, 2, h4, w4)
-    linked = _linked(ref)
-    used = (ref != 0).any(1)
+    t_len, lists, h4, w4 = mv_ref.shape
+    shape, n = (t_len, h4, w4), t_len * h4 * w4
+    rb = np.ascontiguousarray(mv_ref.transpose(0, 2, 3, 1), dtype=np.int32).reshape(n, lists)  # block-major
+    vb = np.ascontiguousarray(mv.transpose(0, 2, 3, 1, 4), dtype=np.float32).reshape(n, lists, 2) / MV_UNIT
+    linked = _linked(mv_ref)
+    used = functools.reduce(np.logical_or, (r != 0 for r in rb.T))
     if not v1:
-        chain_sums, chain_counts = _chains(vec, ref)
+        chain_sums, chain_counts = _chains(vb, rb, shape)
     flows, valid = [], []
     for k, s in enumerate((-1, 1)):
-        nb = slice(None, -1) if s < 0 else slice(1, None)  # frame t + s of frames t, padded below
-        pad_vec, pad_ref = np.zeros_like(vec[:1]), np.zeros_like(ref[:1])  # no neighbour beyond the run
-        nb_vec = np.concatenate([pad_vec, vec[nb]] if s < 0 else [vec[nb], pad_vec])
-        nb_ref = np.concatenate([pad_ref, ref[nb]] if s < 0 else [ref[nb], pad_ref])
-        pair_vec, pair_ref = (vec, nb_vec), (ref, nb_ref)
-        sums, counts = _direct(pair_vec, pair_ref, s)
+        sums, counts = _direct(vb, rb, shape, s)
         hit = counts > 0
         exact = sums / np.maximum(counts, 1)[:, None]
-        f, by, bx = np.nonzero(~hit)  # rule 4 candidates, also the first placement for rule 2
-        velocity = np.zeros_like(exact)
-        velocity_ok = np.zeros_like(hit)
-        velocity[f, :, by, bx], velocity_ok[f, by, bx] = _velocity(
-            np.concatenate([vec[f, :, :, by, bx], nb_vec[f, :, :, by, bx]], 1),
-            np.concatenate([ref[f, :, by, bx], nb_ref[f, :, by, bx]], 1),
-            s,
-        )
+        miss = np.flatnonzero(~hit)  # rule 4 candidates, also the first placement for rule 2
+        velocity, velocity_ok = np.zeros((n, 2), np.float32), np.zeros(n, bool)
+        velocity[miss], velocity_ok[miss] = _velocity(vb, rb, shape, miss, s)
         placed = np.where(hit[:, None], exact, velocity)
-        first = ~hit & used
-        (f, by, bx), common = _common(pair_vec, pair_ref, placed, first, s)
-        placed[f, :, by, bx] = common  # read u again where the first estimate places the block
-        (f, by, bx), common = _common(pair_vec, pair_ref, placed, first if v1 else used, s)
-        weight = np.where(hit[f, by, bx], COMPOSED_WEIGHT, np.float32(1))
-        sums[f, :, by, bx] += common * weight[:, None]
-        counts[f, by, bx] += weight
+        first = np.flatnonzero(~hit & used)
+        at, common = _common(vb, rb, shape, placed, first, s)
+        placed[at] = common  # read u again where the first estimate places the block
+        at, common = _common(vb, rb, shape, placed, first if v1 else np.flatnonzero(used), s)
+        weight = np.where(hit[at], COMPOSED_WEIGHT, np.float32(1))
+        sums[at] += common * weight[:, None]
+        counts[at] += weight
         if not v1:
             weight = np.where(hit, COMPOSED_WEIGHT, np.float32(1))
-            sums += chain_sums[:, k] * weight[:, None]
-            counts += chain_counts[:, k] * weight
+            sums += chain_sums[k] * weight[:, None]
+            counts += chain_counts[k] * weight
         hit = counts > 0
         exact = sums / np.where(hit, counts, 1)[:, None]
-        exact, near = _fill(exact, hit)
-        flow = np.where(near[:, None], exact, velocity)
-        ok = hit | (~near & velocity_ok)
+        grid_hit, velocity_ok = hit.reshape(shape), velocity_ok.reshape(shape)
+        exact, near = _fill(exact.reshape(*shape, 2).transpose(0, 3, 1, 2), grid_hit)
+        flow = np.where(near[:, None], exact, velocity.reshape(*shape, 2).transpose(0, 3, 1, 2))
+        ok = grid_hit | (~near & velocity_ok)
         if not (ok | near).all():
             flow = np.where(ok[:, None] | near[:, None], flow, _fill(flow, ok)[0])
         ok &= linked[:, k, None, None]
