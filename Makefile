@@ -18,7 +18,7 @@ system-deps:  ## apt packages: nasm for the codec build, chromium for the report
 install: system-deps  ## install the package with its dev extras (torch/torchvision from PyPI, unpinned)
 	$(PYTHON) -m pip install -q -e ".[dev]"
 
-codec:  ## patched FFmpeg 7.1.5 VVC decoder + vvc-dump, in $CPGD_BENCH_HOME (idempotent, ~1-2 min the first time)
+codec:  ## patched FFmpeg 7.1.5 VVC/HEVC/H.264 decoders + prior-dump, in $CPGD_BENCH_HOME (idempotent, ~1-2 min the first time)
 	cpgd-bench codec build patched
 
 codec-reference:  ## unpatched FFmpeg 7.1.5 build, for the pixel-identity tests

@@ -35,7 +35,7 @@ def manifest(*parts: str) -> Path:
 
 
 def codec_sources() -> Path:
-    """The folder holding the codec's ``build.sh``, ``fetch_source.sh`` and ``vvc_dump.c``."""
+    """The folder holding the codec's ``build.sh``, ``fetch_source.sh`` and ``prior_dump.c``."""
     return _package_dir("cpgd_bench.codec_src")
 
 
@@ -58,5 +58,5 @@ def cache_home() -> Path:
 
 
 def codec_build_dir() -> Path:
-    """Where ``cpgd-bench codec build`` puts the FFmpeg source and each variant's ``bin/vvc-dump``."""
+    """Where ``cpgd-bench codec build`` puts the FFmpeg source and each variant's ``bin/prior-dump``."""
     return cache_home() / "codec"

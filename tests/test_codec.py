@@ -66,7 +66,7 @@ def test_colour_round_trip_is_close():
 
 
 def test_dump_tool_rgb_is_byte_identical_to_the_python_conversion(stream, tmp_path):
-    """`vvc-dump --rgb` (used by the store build) is colour.yuv420_to_rgb in C, bit for bit."""
+    """`prior-dump --rgb` (used by the store build) is colour.yuv420_to_rgb in C, bit for bit."""
     yuv = list(run_dump(stream, export=False))
     rgb = list(run_dump(stream, export=False, rgb=True))
     assert len(rgb) == len(yuv) == 12 and all(f.planes is None for f in rgb)
@@ -223,7 +223,7 @@ def test_bad_input_and_missing_build(tmp_path, monkeypatch):
         extract_priors(np.zeros((0, 16, 16, 3), np.uint8), load_profile(), tmp_path, "x")
     with pytest.raises(CodecError, match="unknown codec profile"):
         load_profile("ra-qp99")
-    monkeypatch.setenv("CPGD_VVC_DUMP", str(tmp_path / "nope"))
+    monkeypatch.setenv("CPGD_PRIOR_DUMP", str(tmp_path / "nope"))
     with pytest.raises(CodecError, match="make codec"):
         dump_tool_path()
     with pytest.raises(CodecError, match="make codec"):   # the encoder already running is stopped
@@ -305,8 +305,8 @@ MUTATIONS = ["flip", "flip-parameter-set", "delete", "truncate", "splice", "dupl
 
 
 def test_tool_message_is_the_tools_own_line():
-    late_log = b"vvc-dump: x.266: corrupt bitstream: Invalid data\n[vvc @ 0x6190] \n[vvc @ 0x6190] slice error\n"
-    assert tool_message(late_log, "fallback") == "vvc-dump: x.266: corrupt bitstream: Invalid data"
+    late_log = b"prior-dump: x.266: corrupt bitstream: Invalid data\n[vvc @ 0x6190] \n[vvc @ 0x6190] slice error\n"
+    assert tool_message(late_log, "fallback") == "prior-dump: x.266: corrupt bitstream: Invalid data"
     assert tool_message(b"\n==1==ABORTING\n\n", "fallback") == "==1==ABORTING"
     assert tool_message(b"", "fallback") == "fallback"
 
@@ -335,7 +335,7 @@ def test_asan_dump_tool_on_mutated_bitstreams(stream, stream_nolf, tmp_path, mon
                 assert list(iter_records(f)), f"{path.name}: clean exit without frames"
             outcomes[kind] += 1
         else:
-            assert tool_message(done.stderr, "").startswith(f"vvc-dump: {path.name if piped else path}: "), err
+            assert tool_message(done.stderr, "").startswith(f"prior-dump: {path.name if piped else path}: "), err
         if i % 8 == 0:  # the Python side: frames, or a one-line CodecError naming the bitstream
             try:
                 list(run_dump(path, threads=1, variant="asan"))
@@ -390,3 +390,23 @@ esac
     assert "failed test/bad" in summary.format()
     assert sorted(p.name for p in (store / "test").iterdir() if p.is_dir()) == ["good"]  # nothing partial or temporary
     assert verify_store(store, checksums=True, progress=False).ok
+
+
+def test_codec_option_picks_demuxer_and_decoder(stream, tmp_path):
+    """`prior-dump --codec` (default from the file extension) picks the demuxer and decoder; its errors name
+    the codec; run_dump and frame_md5s pass the codec on."""
+    tool = require_codec("patched")
+    ref = frame_md5s(stream, export=False)
+    as_hevc = tmp_path / "clip.265"
+    as_hevc.write_bytes(stream.read_bytes())
+    assert frame_md5s(as_hevc, export=False, codec="vvc") == ref
+    for args in (["--codec", "h264", str(stream)], [str(as_hevc)]):
+        done = subprocess.run([str(tool), "--no-export", "--md5", *args], capture_output=True, text=True)
+        label = "H.264" if "h264" in args else "HEVC"
+        assert done.returncode == 3 and label in tool_message(done.stderr.encode(), ""), done.stderr
+    with pytest.raises(CodecError, match=r"no frames decoded \(empty or not a HEVC bitstream\)"):
+        frame_md5s(stream, export=False, codec="hevc")
+    with pytest.raises(CodecError, match="unknown codec 'av1'"):
+        list(run_dump(stream, codec="av1"))
+    done = subprocess.run([str(tool), "--codec", "av1", str(stream)], capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown codec 'av1'" in done.stderr

@@ -34,7 +34,7 @@ def test_every_package_is_listed_in_pyproject() -> None:
 def test_package_data_is_read_through_resources() -> None:
     assert resources.manifest("codec", "profiles.yaml").is_file()
     assert resources.manifest("protocols", "cpgd-paper.yaml").is_file()
-    assert (resources.codec_sources() / "build.sh").is_file() and (resources.codec_sources() / "vvc_dump.c").is_file()
+    assert (resources.codec_sources() / "build.sh").is_file() and (resources.codec_sources() / "prior_dump.c").is_file()
     assert len(list(resources.vvc_patches().glob("*.patch"))) == 2
     assert resources.reported_rows().read_text().startswith("table,dataset,protocol,method")
     with pytest.raises(CpgdBenchError, match=r"pip install -e \."):  # e.g. installed before the mapping existed
@@ -63,13 +63,13 @@ def test_code_version_outside_a_checkout(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_codec_build_is_idempotent_and_says_where() -> None:
     """`cpgd-bench codec build` on the cache `make codec` filled: nothing rebuilt, the tool's path printed."""
     tool = require_codec()
-    if os.environ.get("CPGD_VVC_DUMP"):
-        pytest.skip("CPGD_VVC_DUMP points elsewhere than the cache")
+    if os.environ.get("CPGD_PRIOR_DUMP"):
+        pytest.skip("CPGD_PRIOR_DUMP points elsewhere than the cache")
     before = tool.stat().st_mtime_ns
     done = subprocess.run([sys.executable, "-c", "from cpgd_bench.cli import main; main()", "codec", "build"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"vvc-dump (patched): {tool}"
+    assert done.stdout.strip() == f"prior-dump (patched): {tool}"
     assert tool.stat().st_mtime_ns == before
 
 

@@ -1,4 +1,4 @@
-"""Fuzzing the vvc-dump record parser (no codec build needed): valid records round-trip, and random or mutated
+"""Fuzzing the prior-dump record parser (no codec build needed): valid records round-trip, and random or mutated
 streams give a correct parse or a one-line CodecError, never another exception (bounded: about 15 s)."""
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ import click
 
 @click.group()
 def codec() -> None:
-    """The patched FFmpeg VVC decoder and `vvc-dump`, built in $CPGD_BENCH_HOME (default ~/.cache/cpgd-bench)."""
+    """The patched FFmpeg VVC, HEVC and H.264 decoders and `prior-dump`, built in $CPGD_BENCH_HOME (default
+    ~/.cache/cpgd-bench)."""
 
 
 @codec.command()
@@ -18,4 +19,4 @@ def build(variant: str) -> None:
     from cpgd_bench.codec import build_dump_tool
 
     tool = build_dump_tool(variant)
-    click.echo(f"vvc-dump ({variant}): {tool}")
+    click.echo(f"prior-dump ({variant}): {tool}")

@@ -1,4 +1,4 @@
-"""Parse the record stream written by `vvc-dump` (format documented at the top of codec/vvc_dump.c).
+"""Parse the record stream written by `prior-dump` (format documented at the top of codec/prior_dump.c).
 
 Every malformed input (bad magic, short or over-long record, arrays that do not fit the header's sizes,
 trailing bytes) is a one-line :class:`CodecError`; nothing else is raised.
@@ -44,14 +44,14 @@ class DumpFrame:
 def _read_exact(f: BinaryIO, n: int, what: str) -> bytes:
     b = f.read(n)
     if len(b) != n:
-        raise CodecError(f"vvc-dump output ended inside {what} (got {len(b)} of {n} bytes)")
+        raise CodecError(f"prior-dump output ended inside {what} (got {len(b)} of {n} bytes)")
     return b
 
 
 def _take(buf: memoryview, off: int, dtype: str, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
     n = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if off + n > len(buf):
-        raise CodecError("vvc-dump record shorter than its arrays")
+        raise CodecError("prior-dump record shorter than its arrays")
     return np.frombuffer(buf[off:off + n], dtype=dtype).reshape(shape), off + n
 
 
@@ -66,7 +66,7 @@ def _planes(buf: memoryview, off: int, dtype: str, h: int, w: int) -> tuple[tupl
 def parse_frame(payload: bytes) -> DumpFrame:
     """Decode one record payload."""
     if len(payload) < _HEADER.size:
-        raise CodecError(f"vvc-dump record of {len(payload)} bytes is shorter than its {_HEADER.size}-byte header")
+        raise CodecError(f"prior-dump record of {len(payload)} bytes is shorter than its {_HEADER.size}-byte header")
     poc, st, qp, bd, flags, w, h, cw, chh = _HEADER.unpack_from(payload, 0)
     buf = memoryview(payload)
     frame = DumpFrame(poc=poc, slice_type=st, qp=qp, bit_depth=bd, lmcs=bool(flags & FLAG_LMCS), planes=None)
@@ -83,21 +83,21 @@ def parse_frame(payload: bytes) -> DumpFrame:
     if flags & FLAG_PRED:
         frame.prediction, off = _planes(buf, off, "<u2", chh, cw)
     if off != len(payload):
-        raise CodecError(f"vvc-dump record has {len(payload) - off} unexpected trailing bytes")
+        raise CodecError(f"prior-dump record has {len(payload) - off} unexpected trailing bytes")
     return frame
 
 
 def iter_records(f: BinaryIO) -> Iterator[DumpFrame]:
-    """Yield frames from a vvc-dump stream (file or pipe), in display order."""
+    """Yield frames from a prior-dump stream (file or pipe), in display order."""
     if _read_exact(f, len(FILE_MAGIC), "the file header") != FILE_MAGIC:
-        raise CodecError("not a vvc-dump stream (bad magic)")
+        raise CodecError("not a prior-dump stream (bad magic)")
     while True:
         head = f.read(8)
         if not head:
             return
         if len(head) != 8 or head[:4] != FRAME_MAGIC:
-            raise CodecError("corrupt vvc-dump stream (bad frame header)")
+            raise CodecError("corrupt prior-dump stream (bad frame header)")
         (n,) = struct.unpack("<I", head[4:])
         if n > MAX_RECORD:
-            raise CodecError(f"corrupt vvc-dump stream (a frame record of {n} bytes, more than {MAX_RECORD})")
+            raise CodecError(f"corrupt prior-dump stream (a frame record of {n} bytes, more than {MAX_RECORD})")
         yield parse_frame(_read_exact(f, n, "a frame record"))

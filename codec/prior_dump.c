@@ -1,11 +1,15 @@
 /*
- * vvc-dump: decode a raw VVC (.266) bitstream with FFmpeg's native decoder and stream, per output
- * frame in display order, the decoded YUV planes, the motion-vector grid and the residual planes.
+ * prior-dump: decode a raw VVC, HEVC or H.264 bitstream with FFmpeg's native decoder (patched by
+ * cpgd-bench's vvc_patches/) and stream, per output frame in display order, the decoded YUV planes, the
+ * motion-vector grid and the residual planes, as the decoder exports them in AV_FRAME_DATA_CODING_PRIOR
+ * (libavutil/coding_prior.h; decoder option export_prior=mvs+residual[+prediction]).
  *
- * Usage: vvc-dump [options] INPUT.266
- *   INPUT.266      the bitstream; "-" reads it from stdin as it is written (e.g. piped from the encoder)
+ * Usage: prior-dump [options] INPUT
+ *   INPUT          the bitstream; "-" reads it from stdin as it is written (e.g. piped from the encoder)
+ *   --codec C      vvc, hevc or h264 (default: from INPUT's extension: .266/.vvc, .265/.hevc, .264/.h264;
+ *                  else vvc)
  *   -o FILE        write records to FILE ("-" = stdout; default)
- *   --name NAME    the name error messages give the input (default: INPUT.266)
+ *   --name NAME    the name error messages give the input (default: INPUT)
  *   --threads N    decoder threads (0 = auto, default)
  *   --no-export    decode pixels only (no MVs, no residuals): the plain-decode baseline
  *   --prediction   also write the prediction each residual was added to (test aid)
@@ -14,8 +18,8 @@
  *   --md5          print "<index> <md5>" per frame of the cropped planes (as ffmpeg -f framemd5)
  *   --null         decode (with or without export) and write nothing: for timing
  *
- * Record format (little-endian; parsed by cpgd_bench/codec/records.py):
- *   file header : "CPGDVVC1" (8 bytes)
+ * Record format (little-endian; parsed by cpgd_bench/codec/records.py), the same for every codec:
+ *   file header : "CPGDVVC1" (8 bytes; the name is historical)
  *   per frame   : "FRME", uint32 payload_bytes, then the payload:
  *     int32 poc, uint8 slice_type (0 B, 1 P, 2 I), int8 qp, uint8 bit_depth, uint8 flags
  *       (bit 0 LMCS used, bit 1 MVs present, bit 2 residuals present, bit 3 prediction present,
@@ -29,46 +33,62 @@
  *     res Y, Cb, Cr       int16   coded size (coded_height, coded_width), half for chroma [if bit 2]
  *     pred Y, Cb, Cr      uint16  as res; 0xFFFF where no residual was added         [if bit 3]
  *   with H4 = ceil(coded_height / 4), W4 = ceil(coded_width / 4). IBC vectors are not motion between
- *   pictures and are written as "no MV".
+ *   pictures and are written as "no MV". mv, mv_ref, res and pred are the AVCodingPrior arrays as they
+ *   are (same element types and order): the tool writes them straight from the side data.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/md5.h>
 #include <libavutil/opt.h>
-#ifndef VVC_DUMP_NO_EXPORT
-#include <libavutil/coding_residual.h>
-#include <libavutil/motion_vector.h>
-#define MV_FLAG_LIST1 (1 << 8)
-#define MV_FLAG_IBC   (1 << 9)
+#ifndef PRIOR_DUMP_NO_EXPORT
+#include <libavutil/coding_prior.h>
 #endif
+
+/* A codec the tool decodes: its name (--codec, FFmpeg's demuxer and decoder), how messages name it and
+ * the file extensions that select it. */
+typedef struct Codec {
+    const char *name, *label, *ext[2];
+} Codec;
+
+static const Codec codecs[] = {
+    { "vvc",  "VVC",   { ".266", ".vvc" } },
+    { "hevc", "HEVC",  { ".265", ".hevc" } },
+    { "h264", "H.264", { ".264", ".h264" } },
+};
 
 typedef struct Options {
     const char *input, *output, *name;
+    const Codec *codec;
     int threads, export, prediction, md5, null, rgb;
 } Options;
 
 /* Scratch buffers reused from frame to frame. */
 typedef struct Buffers {
     uint16_t *row;       /* one picture row, widened to 16 bits */
-    int16_t *mv;         /* MV grid and reference offsets of a frame */
     uint8_t *rgb;        /* RGB picture (--rgb) */
     float *chroma;       /* one vertically interpolated Cb and Cr row (--rgb) */
-    size_t row_cap, mv_cap, rgb_cap, chroma_cap;
+    size_t row_cap, rgb_cap, chroma_cap;
 } Buffers;
 
 static const char *input_name;
 
-static void die(int code, const char *fmt, const char *detail)
+/* Exit with `code` after one line: "prior-dump: INPUT: message". */
+static void __attribute__((format(printf, 2, 3))) die(int code, const char *fmt, ...)
 {
-    fprintf(stderr, "vvc-dump: %s: ", input_name ? input_name : "-");
-    fprintf(stderr, fmt, detail);
+    va_list args;
+    fprintf(stderr, "prior-dump: %s: ", input_name ? input_name : "-");
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
     fputc('\n', stderr);
     exit(code);
 }
@@ -217,33 +237,47 @@ static void print_md5(const AVFrame *frame, int index)
     printf("\n");
 }
 
-#ifndef VVC_DUMP_NO_EXPORT
-static void write_mvs(FILE *f, const AVFrameSideData *sd, int w4, int h4, Buffers *b)
+#ifndef PRIOR_DUMP_NO_EXPORT
+/* The coding-prior side data of a frame, checked against what the record needs; dies if it is missing or
+ * does not hold the arrays of `o` at sizes that fit the side data. */
+static const AVCodingPrior *get_prior(const AVFrame *frame, const Options *o)
 {
-    const size_t n = 2 * (size_t)w4 * h4;
-    const AVMotionVector *mvs = (const AVMotionVector *)sd->data;
-    int16_t *mv, *ref;
-    if (sd->size < n * sizeof(*mvs))
-        die(3, "%s", "motion-vector side data smaller than the MV grid (decoder not patched?)");
-    b->mv = grow(b->mv, &b->mv_cap, 3 * n, sizeof(*b->mv));
-    mv  = b->mv;
-    ref = b->mv + 2 * n;
-    for (size_t i = 0; i < n; i++) {
-        const AVMotionVector *m = &mvs[i];
-        const int used = m->w && !(m->flags & MV_FLAG_IBC);
-        mv[2 * i]     = used ? m->motion_x : 0;
-        mv[2 * i + 1] = used ? m->motion_y : 0;
-        ref[i]        = used ? m->source : 0;
+    const AVFrameSideData *sd = av_frame_get_side_data(frame, AV_FRAME_DATA_CODING_PRIOR);
+    const AVCodingPrior *p;
+    const int need = AV_CODING_PRIOR_HAS_MVS | AV_CODING_PRIOR_HAS_RESIDUAL |
+                     (o->prediction ? AV_CODING_PRIOR_HAS_PREDICTION : 0);
+    uint64_t n4;
+
+    if (!sd)
+        die(3, "no coding-prior side data on a %s frame (decoder not patched? run: make codec)", o->codec->label);
+    p = (const AVCodingPrior *)sd->data;
+    if (sd->size < sizeof(*p) || p->version != AV_CODING_PRIOR_VERSION || (p->flags & need) != need ||
+        p->nb_planes != 3 || p->mv_width <= 0 || p->mv_height <= 0)
+        die(3, "unsupported %s coding-prior side data (need version 2, MVs and residuals, 4:2:0)", o->codec->label);
+    n4 = (uint64_t)p->mv_width * p->mv_height;
+    if ((uint64_t)p->mv_offset + 8 * n4 > sd->size || (uint64_t)p->ref_offset + 4 * n4 > sd->size)
+        die(3, "%s coding-prior side data smaller than its MV grid", o->codec->label);
+    for (int c = 0; c < 3; c++) {
+        const uint64_t plane = 2 * ((uint64_t)p->linesize[c] * (p->height[c] - 1) + p->width[c]);
+        if (p->width[c] <= 0 || p->height[c] <= 0 || p->linesize[c] < p->width[c] ||
+            (uint64_t)p->offset[c] + plane > sd->size ||
+            (o->prediction && (uint64_t)p->pred_offset[c] + plane > sd->size))
+            die(3, "%s coding-prior side data smaller than its planes", o->codec->label);
     }
-    put(f, b->mv, 3 * n * sizeof(*b->mv));
+    return p;
 }
 
-static void write_res_planes(FILE *f, const AVCodingResidual *r, const uint32_t *offsets)
+/* Planes of a prior at `offsets`: one write per plane when its rows are contiguous. */
+static void write_prior_planes(FILE *f, const AVCodingPrior *p, const uint32_t *offsets)
 {
-    for (unsigned c = 0; c < r->nb_planes; c++) {
-        const uint8_t *base = (const uint8_t *)r + offsets[c];
-        for (int y = 0; y < r->height[c]; y++)
-            put(f, base + (size_t)y * r->linesize[c] * sizeof(int16_t), r->width[c] * sizeof(int16_t));
+    for (int c = 0; c < p->nb_planes; c++) {
+        const uint8_t *base = (const uint8_t *)p + offsets[c];
+        const size_t row = (size_t)p->width[c] * sizeof(int16_t);
+        if (p->linesize[c] == p->width[c])
+            put(f, base, row * p->height[c]);
+        else
+            for (int y = 0; y < p->height[c]; y++)
+                put(f, base + (size_t)y * p->linesize[c] * sizeof(int16_t), row);
     }
 }
 #endif
@@ -256,9 +290,11 @@ static void write_frame(FILE *f, const AVFrame *frame, const Options *o, Buffers
     uint16_t dims[4];
     int w, h;
     size_t payload;
-    const void *res = NULL;
-    const AVFrameSideData *mv_sd = NULL;
     int coded_w = frame->width, coded_h = frame->height;
+#ifndef PRIOR_DUMP_NO_EXPORT
+    const AVCodingPrior *p = o->export ? get_prior(frame, o) : NULL;
+    size_t mv_bytes = 0;
+#endif
 
     bit_depth = plane_dims(frame, 0, &w, &h);
     payload = 4 + 4 + sizeof(dims);   /* poc, type/qp/depth/flags, dims */
@@ -271,35 +307,26 @@ static void write_frame(FILE *f, const AVFrame *frame, const Options *o, Buffers
             payload += (size_t)w * h * 2;
         }
     }
-#ifndef VVC_DUMP_NO_EXPORT
-    if (o->export) {
-        const AVFrameSideData *sd = av_frame_get_side_data(frame, AV_FRAME_DATA_CODING_RESIDUAL);
-        const AVCodingResidual *r;
-        if (!sd)
-            die(3, "%s", "no residual side data on a frame (decoder not patched?)");
-        r = (const AVCodingResidual *)sd->data;
-        if (r->version != AV_CODING_RESIDUAL_VERSION || r->nb_planes != 3)
-            die(3, "%s", "unsupported residual side data (need version 1, 4:2:0)");
-        res        = r;
-        poc        = r->poc;
-        slice_type = r->slice_type;
-        qp         = r->slice_qp;
-        coded_w    = r->width[0];
-        coded_h    = r->height[0];
-        flags     |= (r->lmcs ? 1 : 0) | 4 | (r->has_prediction ? 8 : 0);
+#ifndef PRIOR_DUMP_NO_EXPORT
+    if (p) {
+        const int pred = o->prediction ? AV_CODING_PRIOR_HAS_PREDICTION : 0;
+        poc        = p->poc;
+        slice_type = p->slice_type;
+        qp         = p->slice_qp;
+        coded_w    = p->width[0];
+        coded_h    = p->height[0];
+        /* the record's flag bits 0-3 are the prior's */
+        flags     |= p->flags & (AV_CODING_PRIOR_LMCS | AV_CODING_PRIOR_HAS_MVS | AV_CODING_PRIOR_HAS_RESIDUAL | pred);
         for (int c = 0; c < 3; c++)
-            payload += (size_t)r->width[c] * r->height[c] * 2 * (r->has_prediction ? 2 : 1);
-        mv_sd = av_frame_get_side_data(frame, AV_FRAME_DATA_MOTION_VECTORS);
-        if (!mv_sd)
-            die(3, "%s", "no motion-vector side data (decoder not patched?)");
-        flags |= 2;
-        payload += (size_t)2 * ((coded_w + 3) / 4) * ((coded_h + 3) / 4) * 3 * sizeof(int16_t);
+            payload += (size_t)p->width[c] * p->height[c] * 2 * (pred ? 2 : 1);
+        mv_bytes = (size_t)p->mv_width * p->mv_height * 2 * sizeof(int16_t);
+        payload += 3 * mv_bytes;
     }
 #endif
     put(f, "FRME", 4);
     {
-        const uint32_t p = payload;
-        put(f, &p, 4);
+        const uint32_t n = payload;
+        put(f, &n, 4);
     }
     put(f, &poc, 4);
     put(f, &slice_type, 1);
@@ -312,18 +339,25 @@ static void write_frame(FILE *f, const AVFrame *frame, const Options *o, Buffers
         write_rgb(f, frame, b);
     else
         write_planes(f, frame, b);
-#ifndef VVC_DUMP_NO_EXPORT
-    if (res) {
-        const AVCodingResidual *r = res;
-        const int w4 = (coded_w + 3) / 4, h4 = (coded_h + 3) / 4;
-        write_mvs(f, mv_sd, w4, h4, b);
-        write_res_planes(f, r, r->offset);
-        if (r->has_prediction)
-            write_res_planes(f, r, r->pred_offset);
+#ifndef PRIOR_DUMP_NO_EXPORT
+    if (p) {
+        put(f, (const uint8_t *)p + p->mv_offset, 2 * mv_bytes);
+        put(f, (const uint8_t *)p + p->ref_offset, mv_bytes);
+        write_prior_planes(f, p, p->offset);
+        if (o->prediction)
+            write_prior_planes(f, p, p->pred_offset);
     }
-#else
-    (void)res; (void)mv_sd;
 #endif
+}
+
+static const Codec *codec_by_extension(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof(codecs) / sizeof(codecs[0]); i++)
+        for (int j = 0; j < 2; j++)
+            if (!strcasecmp(dot, codecs[i].ext[j]))
+                return &codecs[i];
+    return &codecs[0];
 }
 
 static void parse_args(int argc, char **argv, Options *o)
@@ -336,7 +370,16 @@ static void parse_args(int argc, char **argv, Options *o)
             o->output = argv[++i];
         else if (!strcmp(argv[i], "--name") && i + 1 < argc)
             o->name = argv[++i];
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--codec") && i + 1 < argc) {
+            const char *name = argv[++i];
+            for (size_t c = 0; c < sizeof(codecs) / sizeof(codecs[0]); c++)
+                if (!strcmp(name, codecs[c].name))
+                    o->codec = &codecs[c];
+            if (!o->codec) {
+                fprintf(stderr, "prior-dump: unknown codec '%s' (vvc, hevc or h264)\n", name);
+                exit(2);
+            }
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             o->threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-export"))
             o->export = 0;
@@ -351,16 +394,18 @@ static void parse_args(int argc, char **argv, Options *o)
         else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !o->input)
             o->input = argv[i];
         else {
-            fprintf(stderr, "usage: vvc-dump [-o FILE] [--name NAME] [--threads N] [--no-export] [--prediction] "
-                            "[--rgb] [--md5] [--null] INPUT.266\n");
+            fprintf(stderr, "usage: prior-dump [--codec vvc|hevc|h264] [-o FILE] [--name NAME] [--threads N] "
+                            "[--no-export] [--prediction] [--rgb] [--md5] [--null] INPUT\n");
             exit(2);
         }
     }
     if (!o->input) {
-        fprintf(stderr, "vvc-dump: no input file given\n");
+        fprintf(stderr, "prior-dump: no input file given\n");
         exit(2);
     }
-#ifdef VVC_DUMP_NO_EXPORT
+    if (!o->codec)
+        o->codec = codec_by_extension(o->name ? o->name : o->input);
+#ifdef PRIOR_DUMP_NO_EXPORT
     o->export = 0;
 #endif
 }
@@ -384,26 +429,24 @@ int main(int argc, char **argv)
 
     /* stdin through the file protocol: FFmpeg reads a pipe sequentially, as the encoder writes it */
     if ((ret = avformat_open_input(&fmt, strcmp(o.input, "-") ? o.input : "/dev/stdin",
-                                   av_find_input_format("vvc"), NULL)) < 0)
+                                   av_find_input_format(o.codec->name), NULL)) < 0)
         die(2, "cannot open: %s", av_make_error_string(err, sizeof(err), ret));
     /* no avformat_find_stream_info(): the raw demuxer knows the codec, the decoder reads the SPS, and
      * probing would decode the first pictures twice */
     stream = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (stream < 0 || !codec)
-        die(3, "%s", "no VVC video stream found");
+        die(3, "no %s video stream found", o.codec->label);
 
     dec = avcodec_alloc_context3(codec);
     avcodec_parameters_to_context(dec, fmt->streams[stream]->codecpar);
     dec->thread_count    = o.threads;
     dec->err_recognition = AV_EF_EXPLODE | AV_EF_CRCCHECK | AV_EF_BITSTREAM;
-    if (o.export) {
-        dec->flags2 |= AV_CODEC_FLAG2_EXPORT_MVS;
-        if (av_opt_set_int(dec->priv_data, "export_residual", 1, 0) < 0)
-            die(3, "%s", "this FFmpeg build cannot export residuals (decoder not patched: run make codec)");
-        av_opt_set_int(dec->priv_data, "export_prediction", o.prediction, 0);
-    }
+    if (o.export && (!dec->priv_data ||
+                     av_opt_set(dec->priv_data, "export_prior", o.prediction ? "mvs+residual+prediction" : "mvs+residual",
+                                0) < 0))
+        die(3, "this FFmpeg build cannot export %s coding priors (decoder not patched: run make codec)", o.codec->label);
     if ((ret = avcodec_open2(dec, codec, NULL)) < 0)
-        die(3, "cannot open decoder: %s", av_make_error_string(err, sizeof(err), ret));
+        die(3, "cannot open the %s decoder: %s", o.codec->label, av_make_error_string(err, sizeof(err), ret));
 
     if (!o.md5 && !o.null) {
         out = strcmp(o.output, "-") ? fopen(o.output, "wb") : stdout;
@@ -421,18 +464,19 @@ int main(int argc, char **argv)
                 flushing = 1;
                 ret = avcodec_send_packet(dec, NULL);
             } else if (ret < 0) {
-                die(3, "truncated or unreadable bitstream: %s", av_make_error_string(err, sizeof(err), ret));
+                die(3, "truncated or unreadable %s bitstream: %s", o.codec->label,
+                    av_make_error_string(err, sizeof(err), ret));
             } else {
                 if (pkt->stream_index == stream)
                     ret = avcodec_send_packet(dec, pkt);
                 av_packet_unref(pkt);
             }
             if (ret < 0 && ret != AVERROR(EAGAIN))
-                die(3, "corrupt bitstream: %s", av_make_error_string(err, sizeof(err), ret));
+                die(3, "corrupt %s bitstream: %s", o.codec->label, av_make_error_string(err, sizeof(err), ret));
         }
         while ((ret = avcodec_receive_frame(dec, frame)) >= 0) {
             if (frame->decode_error_flags || (frame->flags & AV_FRAME_FLAG_CORRUPT))
-                die(3, "%s", "corrupt bitstream: decoder flagged a damaged frame");
+                die(3, "corrupt %s bitstream: decoder flagged a damaged frame", o.codec->label);
             if (o.md5)
                 print_md5(frame, index);
             else if (out)
@@ -443,18 +487,17 @@ int main(int argc, char **argv)
         if (ret == AVERROR_EOF)
             break;
         if (ret != AVERROR(EAGAIN))
-            die(3, "corrupt bitstream: %s", av_make_error_string(err, sizeof(err), ret));
+            die(3, "corrupt %s bitstream: %s", o.codec->label, av_make_error_string(err, sizeof(err), ret));
     }
     if (!index)
-        die(3, "%s", "no frames decoded (empty or not a VVC bitstream)");
+        die(3, "no frames decoded (empty or not a %s bitstream)", o.codec->label);
     if (out && fflush(out))
         die(4, "write failed: %s", strerror(errno));
     if (out && out != stdout)
         fclose(out);
-    fprintf(stderr, "vvc-dump: %s: %d frames\n", o.input, index);
+    fprintf(stderr, "prior-dump: %s: %d frames\n", o.input, index);
 
     free(buffers.row);
-    free(buffers.mv);
     free(buffers.rgb);
     free(buffers.chroma);
     av_frame_free(&frame);
