@@ -108,6 +108,10 @@ def test_decoded_equals_prediction_plus_residual_on_other_coding_tools(extra_str
     _assert_prediction_plus_residual(frames)
 
 
+def _prior_arrays(f) -> list[np.ndarray]:
+    return [f.mv, f.mv_ref, *f.residual, *f.prediction]
+
+
 def test_export_is_the_same_for_every_thread_count(stream_nolf, extra_stream):
     """Frame threads share pictures before they finish: the side data must not depend on the thread count."""
     for s in (stream_nolf, extra_stream):
@@ -116,9 +120,9 @@ def test_export_is_the_same_for_every_thread_count(stream_nolf, extra_stream):
         assert len(one) == len(auto) == 12
         for a, b in zip(one, auto, strict=True):
             assert (a.poc, a.slice_type, a.qp) == (b.poc, b.slice_type, b.qp)
-            for name in ("mv", "mv_ref", "residual", "prediction"):
-                for x, y in zip(np.atleast_1d(getattr(a, name)), np.atleast_1d(getattr(b, name)), strict=True):
-                    np.testing.assert_array_equal(x, y, err_msg=f"{s.name} POC {a.poc} {name}")
+            for name, x, y in zip(("mv", "mv_ref", "res Y", "res Cb", "res Cr", "pred Y", "pred Cb", "pred Cr"),
+                                  _prior_arrays(a), _prior_arrays(b), strict=True):
+                np.testing.assert_array_equal(x, y, err_msg=f"{s.name} POC {a.poc} {name}")
 
 
 def test_header_fields(stream):
@@ -127,7 +131,9 @@ def test_header_fields(stream):
     assert pocs == list(range(0, 24, 2))            # display order; x264 counts two POCs per frame
     assert frames[0].slice_type == 2 and all(f.bit_depth == 10 for f in frames)
     assert {f.slice_type for f in frames[1:]} <= {0, 1} and 0 in {f.slice_type for f in frames}
-    assert all(20 <= f.qp <= 40 for f in frames)
+    # x264's -qp at 10 bits is QP'_Y = QP_Y + 12; the header holds QP_Y (I lower by ipratio, B higher by pbratio)
+    qp = {kind: {f.qp for f in frames if f.slice_type == kind} for kind in (0, 1, 2)}
+    assert qp[1] == {32 - 12} and max(qp[2]) < 20 < min(qp[0])
     assert not frames[0].mv_ref.any() and not frames[0].mv.any()   # intra: no motion in either list
 
 
@@ -183,12 +189,17 @@ def test_motion_compensation_beats_zero_motion(stream):
     assert wins / total >= 0.9, f"MC beat zero motion on {wins}/{total} changing blocks"
 
 
-def test_interlaced_stream_is_refused_in_one_line(clip, tmp_path):
-    require_codec("patched")
+def test_interlaced_stream_is_refused(clip, tmp_path):
+    """Field / MBAFF pictures: export refused with one decoder error (the decoder's log says why); pixels decode."""
+    tool = require_codec("patched")
     bad = _x264(clip, tmp_path / "mbaff.264", "yuv420p", ["-qp", "30"], "interlaced=1:tff=1")
-    with pytest.raises(CodecError, match="progressive") as e:
-        list(run_dump(bad, codec="h264"))
+    with pytest.raises(CodecError) as e:
+        list(run_dump(bad, codec="h264", threads=1))
     assert "\n" not in str(e.value) and bad.name in str(e.value)
+    log = subprocess.run([str(tool), "--codec", "h264", "--threads", "1", "-o", os.devnull, str(bad)],
+                         capture_output=True, text=True).stderr
+    assert log.count("export_prior supports progressive frames only") == 1, log
+    assert len(frame_md5s(bad, export=False, codec="h264")) == 12
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
