@@ -103,15 +103,20 @@ class ShardReader:
             return None
         return cls(Path(str(store.root)) / array.path, array, codec, checksums)
 
-    def read(self, selection: tuple[slice, ...]) -> np.ndarray:
-        """``array[selection]`` for step-1 slices (missing trailing dimensions: whole); raises ChunkReadError."""
+    def read(self, selection: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
+        """``array[selection]`` for step-1 slices (missing trailing dimensions: whole), written into ``out`` (any
+        strided view of the selection's shape) if given; raises ChunkReadError."""
         bounds = []
         for d, size in enumerate(self.shape):
             start, stop, step = (selection[d] if d < len(selection) else slice(None)).indices(size)
             if step != 1 or stop <= start:
                 raise ChunkReadError("unsupported selection")
             bounds.append((start, stop))
-        out = np.empty([b - a for a, b in bounds], self.dtype)
+        shape = tuple(b - a for a, b in bounds)
+        if out is None:
+            out = np.empty(shape, self.dtype)
+        elif out.shape != shape:
+            raise ChunkReadError(f"output of shape {out.shape} for a selection of shape {shape}")
         shards = [range(a // s, -(-b // s)) for (a, b), s in zip(bounds, self.shard, strict=True)]
         for shard in itertools.product(*shards):
             self._read_shard(shard, bounds, out)

@@ -172,8 +172,11 @@ class CodingPriorDataset(Dataset):
             self._arrays[key] = array, ShardReader.open(array, self.checksums)
         return self._arrays[key]
 
-    def _read(self, sequence: str, name: str, selection: tuple[slice, ...]) -> np.ndarray:
-        """Read ``selection`` of array ``name`` of a sequence, checked (override to read another layout).
+    def _read(
+        self, sequence: str, name: str, selection: tuple[slice, ...], out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Read ``selection`` of array ``name`` of a sequence, checked, into ``out`` if given (override to read
+        another layout).
 
         The direct chunk reader answers first; on anything it cannot read, Zarr reads it again and gives
         the data or the store's one-line error.
@@ -181,10 +184,14 @@ class CodingPriorDataset(Dataset):
         array, reader = self._array(sequence, name)
         if reader is not None:
             try:
-                return reader.read(selection)
+                return reader.read(selection, out)
             except ChunkReadError:
                 pass
-        return read_frames(array, *selection)
+        data = read_frames(array, *selection)
+        if out is None:
+            return data
+        out[...] = data
+        return out
 
     def _origin(self, seq: _Sequence) -> tuple[int, int, int, int]:
         """Crop (y0, x0, h, w): random and 4-pixel aligned in train mode, the full frame in test mode."""
@@ -201,28 +208,20 @@ class CodingPriorDataset(Dataset):
         seq = self.sequences[seq_i]
         t1 = t0 + self.clip_len
         y0, x0, h, w = self._origin(seq)
+        flips = tuple((torch.rand(3) < 0.5).tolist()) if self.augment else (False, False, False)
         pixels = (slice(t0, t1), slice(y0, y0 + h), slice(x0, x0 + w))
         grid = (slice(t0, t1), slice(None), slice(y0 // 4, -(-(y0 + h) // 4)), slice(x0 // 4, -(-(x0 + w) // 4)))
         flows, valid = block_flows(self._read(seq.name, "mv", grid), self._read(seq.name, "mv_ref", grid), self.flow)
         valid[0, 0] = False  # no previous / next frame inside the clip
         valid[-1, 1] = False
-        clip = {  # (T, C, H, W) views; flows and validity still on the 4x4 block grid
-            "lq": self._read(seq.name, self.input, pixels).transpose(0, 3, 1, 2),
-            "residual": self._read(seq.name, "residual", pixels)[:, None],
-            "flow_prev": flows[:, 0],
-            "flow_next": flows[:, 1],
-            "flow_valid": valid,
-        }
-        if self.has_gt:
-            clip["gt"] = self._read(seq.name, "sharp", pixels).transpose(0, 3, 1, 2)
+        priors = {"flow_prev": flows[:, 0], "flow_next": flows[:, 1], "flow_valid": valid}  # (T, C, h4, w4) views
         frames = torch.arange(t0, t1)
-        if self.augment:  # crops are whole blocks here, so block-grid flips match pixel flips
-            flip_h, flip_v, backwards = (torch.rand(3) < 0.5).tolist()
-            clip = aug.hflip(clip) if flip_h else clip
-            clip = aug.vflip(clip) if flip_v else clip
-            if backwards:
-                clip, frames = aug.reverse(clip), frames.flip(0)
-        item = self._priors(clip, h, w) | self._pixels(clip, seq.bit_depth)
+        flip_h, flip_v, backwards = flips  # crops are whole blocks here, so block-grid flips match pixel flips
+        priors = aug.hflip(priors) if flip_h else priors
+        priors = aug.vflip(priors) if flip_v else priors
+        if backwards:
+            priors, frames = aug.reverse(priors), frames.flip(0)
+        item = self._priors(priors, h, w) | self._pixels(seq, pixels, flips)
         item["key"] = {"sequence": f"{self.split}/{seq.name}", "frames": frames}
         return item
 
@@ -241,14 +240,27 @@ class CodingPriorDataset(Dataset):
             "flow_valid": _tensor(upsample_blocks(clip["flow_valid"], h, w), valid_dtype),
         }
 
-    def _pixels(self, clip: dict[str, np.ndarray], bit_depth: int) -> dict[str, torch.Tensor]:
-        """``lq``, ``gt``, ``residual``: float32 in [0, 1], or as stored (one copy at most, none when contiguous)."""
-        keys = ("lq", "gt") if self.has_gt else ("lq",)
+    def _pixels(self, seq: _Sequence, pixels: tuple[slice, ...], flips: tuple[bool, ...]) -> dict[str, torch.Tensor]:
+        """``lq``, ``gt``, ``residual`` (T, C, h, w) with ``flips`` (h, v, time) applied.
+
+        Stored dtypes are read straight into the flipped, channel-first view of the output (one copy from
+        each chunk); float32 ones are read, then scaled into the output in one pass.
+        """
+        names = {"lq": self.input, "gt": "sharp"} if self.has_gt else {"lq": self.input}
+        t_len, h, w = (s.stop - s.start for s in pixels)
+        item: dict[str, torch.Tensor] = {}
         if self.dtype == "stored":
-            item = {key: _tensor(clip[key]) for key in keys}
-            return item | {"residual": _tensor(clip["residual"]), "bit_depth": torch.tensor(bit_depth)}
-        item = {key: _scaled(clip[key], 1.0 / 255.0) for key in keys}
-        return item | {"residual": normalize_residual(clip["residual"], bit_depth)}
+            for key, name in names.items():
+                out = np.empty((t_len, 3, h, w), np.uint8)
+                self._read(seq.name, name, pixels, _flipped(out, flips).transpose(0, 2, 3, 1))
+                item[key] = torch.from_numpy(out)
+            residual = np.empty((t_len, 1, h, w), np.int16)
+            self._read(seq.name, "residual", pixels, _flipped(residual, flips)[:, 0])
+            return item | {"residual": torch.from_numpy(residual), "bit_depth": torch.tensor(seq.bit_depth)}
+        for key, name in names.items():
+            item[key] = _scaled(_flipped(self._read(seq.name, name, pixels).transpose(0, 3, 1, 2), flips), 1 / 255)
+        residual = _flipped(self._read(seq.name, "residual", pixels)[:, None], flips)
+        return item | {"residual": normalize_residual(residual, seq.bit_depth)}
 
     def expand(self, batch: dict[str, Any]) -> dict[str, Any]:
         """:func:`expand_item` with this dataset's flow method."""
@@ -295,6 +307,12 @@ def upsample_flow_tensor(blocks: torch.Tensor, height: int, width: int, flow: st
     lead, (h4, w4) = blocks.shape[:-2], blocks.shape[-2:]
     dense = F.interpolate(blocks.reshape(-1, 1, h4, w4), scale_factor=4, mode="bilinear", align_corners=False)
     return dense[..., :height, :width].reshape(*lead, height, width).contiguous()
+
+
+def _flipped(array: np.ndarray, flips: tuple[bool, ...]) -> np.ndarray:
+    """A (T, C, H, W) view mirrored left-right, top-bottom and in time as ``flips`` says."""
+    flip_h, flip_v, backwards = flips
+    return array[:: -1 if backwards else 1, :, :: -1 if flip_v else 1, :: -1 if flip_h else 1]
 
 
 def _tensor(array: np.ndarray, dtype: type | None = None) -> torch.Tensor:
