@@ -43,7 +43,7 @@ from cpgd_bench.codec import extract_priors, load_profile
 from cpgd_bench.data import CodingPriorDataset
 from cpgd_bench.store import StoreWriter
 
-CLIP_LEN, CROP, ITEMS, ROUNDS, INTEGRITY_ITEMS, INTEGRITY_ROUNDS = 7, 256, 12, 5, 24, 7
+CLIP_LEN, CROP, ITEMS, ROUNDS, INTEGRITY_ITEMS, INTEGRITY_ROUNDS = 7, 256, 10, 4, 16, 7
 PREVIOUS_REV = "23c50c1"  # the loader before issue 16
 LOAD_PROCESSES = 2
 PRIOR_ARRAYS = ("mv", "mv_ref", "residual")

@@ -16,7 +16,7 @@ from cpgd_bench.data import CodingPriorDataset, backward_warp, expand_item, norm
 from cpgd_bench.data import augment as aug
 from cpgd_bench.data.chunks import ChunkReadError, ShardReader
 from cpgd_bench.data.errors import DataError
-from cpgd_bench.data.flow import upsample_flows
+from cpgd_bench.data.flow import FLOW_METHODS, upsample_flows
 from cpgd_bench.store import FORMAT_VERSION, StoreError, StoreWriter
 from cpgd_bench.store.reader import open_array, open_root
 
@@ -240,7 +240,7 @@ def odd_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _compact_cases() -> list[tuple[str, str, str]]:
-    return [(f, r, d) for f in ("composed", "scaled") for r in ("full", "block") for d in ("float32", "stored")]
+    return [(f, r, d) for f in FLOW_METHODS for r in ("full", "block") for d in ("float32", "stored")]
 
 
 @pytest.mark.parametrize(("flow", "resolution", "dtype"), _compact_cases())
@@ -291,7 +291,7 @@ def test_compact_batches_expand_like_stacked_default_items(store: Path) -> None:
 
 def test_upsample_flow_tensor_matches_upsample_flows() -> None:
     blocks = np.random.default_rng(0).normal(size=(3, 2, 5, 7)).astype(np.float32)
-    for flow in ("composed", "scaled"):
+    for flow in FLOW_METHODS:
         want = upsample_flows(blocks, 18, 27, flow)
         assert torch.equal(upsample_flow_tensor(torch.from_numpy(blocks), 18, 27, flow), torch.from_numpy(want))
     with pytest.raises(DataError, match="flow must be one of"):
