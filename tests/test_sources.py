@@ -177,9 +177,32 @@ def test_folder_adapter_tree_and_video(tmp_path: Path) -> None:
     assert one.sequences() == [SequenceRef("test", "clip")]
     frames = one.load(SequenceRef("test", "clip"))
     np.testing.assert_array_equal(frames.blur, rgb)  # lossless codec: exact frames back
-    assert frames.sharp is None and frames.fps == 25.0
+    assert frames.sharp is None and frames.fps == 25.0  # the container's rate
+    assert frames.attrs["fps_source"] == "video" and frames.attrs["input"].startswith("video file, stored once")
+    assert get_source("folder", root=video, fps=12).load(SequenceRef("test", "clip")).fps == 12.0
     with pytest.raises(SourceError, match="not a video file"):
         get_source("folder", root=tmp_path / "split" / "train" / "x" / "blur")
+
+
+def test_folder_sharp_only_frames_are_one_copy_and_fps_is_stated(tmp_path: Path) -> None:
+    """``<seq>/`` frames or ``<seq>/sharp/`` alone: loaded once, as the frames to code, no ground truth."""
+    direct = clip(70, 3)
+    write_pngs(tmp_path / "plain" / "s1", direct)
+    sharp = clip(71, 2)
+    write_pngs(tmp_path / "plain" / "s2" / "sharp", sharp)
+    make_folder(tmp_path / "plain", {"s3": 2})  # an ordinary blur/sharp sequence beside them
+    source = get_source("folder", root=tmp_path / "plain")
+    assert source.sequences() == [SequenceRef("test", n) for n in ("s1", "s2", "s3")]
+    one, two, three = (source.load(ref) for ref in source.sequences())
+    np.testing.assert_array_equal(one.blur, direct)
+    np.testing.assert_array_equal(two.blur, sharp)
+    assert one.sharp is None and two.sharp is None and three.sharp is not None
+    assert one.attrs["input"] == two.attrs["input"] == "sharp-only frames, stored once as blur (no ground truth)"
+    assert three.attrs["input"] == "blur and sharp"
+    assert one.fps == 30.0 and one.attrs["fps_source"] == "assumed" and "assumed" in source.describe()["fps"]
+    given = get_source("folder", root=tmp_path / "plain", fps=24)
+    assert given.load(SequenceRef("test", "s2")).fps == 24.0 and given.describe()["fps"] == 24.0
+    assert given.load(SequenceRef("test", "s2")).attrs["fps_source"] == "option"
 
 
 # ---- bad input: each a one-line error naming the file ----

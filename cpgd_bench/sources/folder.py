@@ -2,8 +2,14 @@
 
 Layouts under ``root``: ``<split>/<sequence>/{blur,sharp}/`` (splits taken from the folder names) or
 ``<sequence>/{blur,sharp}/`` (every sequence in split ``split``). ``sharp`` is optional per sequence.
-A video file (anything FFmpeg reads: .mp4, .mkv, .mov, ...) as ``root`` is one blur-only sequence
-named after the file, decoded to RGB by the FFmpeg binary of imageio-ffmpeg.
+Sharp-only input -- a video file (anything FFmpeg reads: .mp4, .mkv, .mov, ...) as ``root``, decoded
+to RGB by the FFmpeg binary of imageio-ffmpeg and named after the file, or a ``<sequence>/`` folder
+holding its frames directly or only a ``sharp/`` folder -- is stored once, as ``blur`` (what the
+codec degrades), with no ``sharp``: such stores have no ground truth and are scored with the
+no-reference metrics. ``attrs["input"]`` says which case a sequence is.
+
+Frame rate: a video's own (its container's) rate; image folders have none, so ``-o fps=N`` sets it,
+else 30 is used and the sequence records ``fps_source: "assumed"``.
 """
 
 from __future__ import annotations
@@ -15,14 +21,17 @@ import numpy as np
 
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef
-from cpgd_bench.sources.images import first_line
+from cpgd_bench.sources.images import first_line, list_frames
 from cpgd_bench.sources.limits import check_frame_size, check_sequence_bytes
 from cpgd_bench.sources.options import folder_name, positive_number, store_name
 from cpgd_bench.sources.paired import PairedImageSource, check_names
 
+DEFAULT_FPS = 30.0  # image folders carry no frame rate
 
-def _read_video(path: Path) -> tuple[np.ndarray, float]:
-    """All frames of a video file as uint8 RGB (T, H, W, 3) and its frame rate (sizes checked against the limits)."""
+
+def _read_video(path: Path) -> tuple[np.ndarray, float | None]:
+    """All frames of a video file as uint8 RGB (T, H, W, 3) and its frame rate, None where the container has
+    none (sizes checked against the limits)."""
     import imageio_ffmpeg
 
     reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
@@ -42,11 +51,12 @@ def _read_video(path: Path) -> tuple[np.ndarray, float]:
         reader.close()
     if not frames:
         raise SourceError(f"{path}: no video frames")
-    return np.stack(frames), float(meta.get("fps") or 30.0)
+    fps = meta.get("fps")
+    return np.stack(frames), float(fps) if fps and np.isfinite(fps) and fps > 0 else None
 
 
 class FolderSource(PairedImageSource):
-    """A generic blur/sharp image tree or one video file."""
+    """A generic blur/sharp image tree, sharp-only frame folders, or one video file."""
 
     name = "folder"
 
@@ -56,14 +66,16 @@ class FolderSource(PairedImageSource):
         split: str = "test",
         blur_dir: str = "blur",
         sharp_dir: str = "sharp",
-        fps: float = 30.0,
+        fps: float | None = None,
     ) -> None:
         super().__init__(root)
         split = store_name(self.name, "split", split)
-        self.fps = positive_number(self.name, "fps", fps)
+        self.fps_given = None if fps is None else positive_number(self.name, "fps", fps)
+        self.fps = self.fps_given or DEFAULT_FPS
         self.blur_dir = folder_name(self.name, "blur_dir", blur_dir)
         self.sharp_dir = folder_name(self.name, "sharp_dir", sharp_dir)
         self.video: Path | None = self.root if self.root.is_file() else None
+        self._sharp_only: set[SequenceRef] = set()
         if self.video is not None:
             self._folders[SequenceRef(split, self.video.stem)] = (self.video, None)
             return
@@ -75,15 +87,27 @@ class FolderSource(PairedImageSource):
                     self._add(split_dir.name, seq)
         if not self._folders:
             raise SourceError(
-                f"{self.root}: no <sequence>/{blur_dir}/ or <split>/<sequence>/{blur_dir}/ folders and not a video file"
+                f"{self.root}: no <sequence>/{blur_dir}/, <sequence>/{sharp_dir}/ or <sequence>/ frame folders "
+                "(also under <split>/), and not a video file"
             )
 
     def _sequence_dirs(self, parent: Path) -> list[Path]:
-        return sorted(p for p in parent.iterdir() if p.is_dir() and (p / self.blur_dir).is_dir())
+        return sorted(p for p in parent.iterdir() if p.is_dir() and self._frames_of(p) is not None)
+
+    def _frames_of(self, seq: Path) -> tuple[Path, Path | None] | None:
+        """(frames to code, ground-truth folder or None) of a sequence folder; None when it is not one."""
+        blur, sharp = seq / self.blur_dir, seq / self.sharp_dir
+        if blur.is_dir():
+            return blur, sharp if sharp.is_dir() else None
+        if sharp.is_dir():
+            return sharp, None  # sharp-only: stored once
+        return (seq, None) if list_frames(seq) else None
 
     def _add(self, split: str, seq: Path) -> None:
-        sharp = seq / self.sharp_dir
-        self._folders[SequenceRef(split, seq.name)] = (seq / self.blur_dir, sharp if sharp.is_dir() else None)
+        ref, (frames, sharp) = SequenceRef(split, seq.name), self._frames_of(seq)  # type: ignore[misc]
+        self._folders[ref] = (frames, sharp)
+        if frames != seq / self.blur_dir:
+            self._sharp_only.add(ref)
 
     def count_frames(self, ref: SequenceRef) -> int:
         if self.video is not None:
@@ -92,15 +116,30 @@ class FolderSource(PairedImageSource):
 
     def load(self, ref: SequenceRef) -> SequenceFrames:
         if self.video is None:
-            return super().load(ref)
+            frames = super().load(ref)
+            sharp_only = ref in self._sharp_only
+            frames.attrs["input"] = (
+                "sharp-only frames, stored once as blur (no ground truth)"
+                if sharp_only
+                else ("blur and sharp" if frames.sharp is not None else "blur only (no ground truth)")
+            )
+            frames.attrs["fps_source"] = "option" if self.fps_given else "assumed"
+            return frames
         check_names(ref, self.video)
         frames, fps = _read_video(self.video)
+        if fps is None and self.fps_given is None:
+            raise SourceError(f"{self.video}: the container records no frame rate; give it with -o fps=N")
         return SequenceFrames(
             blur=frames,
-            fps=fps,
+            fps=self.fps_given or fps,  # type: ignore[arg-type]
             frame_names=[f"{i:05d}" for i in range(len(frames))],
-            attrs={"video": self.video.name},
+            attrs={
+                "video": self.video.name,
+                "input": "video file, stored once as blur (no ground truth)",
+                "fps_source": "option" if self.fps_given else "video",
+            },
         )
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "blur_dir": self.blur_dir, "sharp_dir": self.sharp_dir}
+        fps = self.fps_given or ("from the video" if self.video else f"{DEFAULT_FPS} (assumed: -o fps=N sets it)")
+        return {**super().describe(), "blur_dir": self.blur_dir, "sharp_dir": self.sharp_dir, "fps": fps}
