@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 from pathlib import Path
 
@@ -78,6 +79,29 @@ def extra_stream(request, tmp_path_factory, clip) -> Path:
     pix_fmt, params = EXTRA_STREAMS[request.param]
     frames = _fade(clip) if "weighted" in request.param else clip
     return _x265(frames, tmp_path_factory.mktemp("x") / f"{request.param}.265", pix_fmt, params)
+
+
+def _header_values(stream: Path, name: str) -> list[int]:
+    """Every value FFmpeg's trace_headers bitstream filter reads for the syntax element ``name``."""
+    log = subprocess.run([ffmpeg_exe(), "-i", str(stream), "-c", "copy", "-bsf:v", "trace_headers", "-f", "null",
+                          "-"], capture_output=True, text=True, check=True).stderr  # fmt: skip
+    return [int(v) for v in re.findall(rf"\] \d+\s+{re.escape(name)}\s+\S+ = (-?\d+)", log)]
+
+
+#: per extra stream, syntax elements and a value they must take somewhere: the streams use what they name
+EXTRA_STREAM_TOOLS = {
+    "tskip-weighted": {"transform_skip_enabled_flag": 1, "luma_weight_l0_flag[0]": 1, "luma_weight_l1_flag[0]": 1},
+    "lossless": {"transquant_bypass_enabled_flag": 1},
+    "intra-10bit": {"slice_type": 2, "bit_depth_luma_minus8": 2},
+    "mincu16-slices-p": {"log2_min_luma_coding_block_size_minus3": 1, "first_slice_segment_in_pic_flag": 0},
+}
+
+
+def test_extra_streams_use_the_coding_tools_they_name(extra_stream):
+    for name, value in EXTRA_STREAM_TOOLS[extra_stream.stem].items():
+        assert value in _header_values(extra_stream, name), (extra_stream.name, name)
+    if extra_stream.stem == "intra-10bit":
+        assert set(_header_values(extra_stream, "slice_type")) == {2}
 
 
 def test_pixels_identical_to_unpatched_build_and_ffmpeg9(stream, extra_stream):
