@@ -32,8 +32,10 @@ temporal reversal applied to pixels and priors alike. ``mode="test"``: determini
 in sliding windows (``stride`` frames apart, default ``clip_len``; the last window ends on the
 last frame), no augmentation. The store is opened lazily in each process (DataLoader workers).
 
-Reads are checked (:func:`cpgd_bench.store.reader.read_frames`): a lost chunk file or a corrupt
-chunk raises a one-line StoreError naming the store, array and frames, never zeros.
+Reads are checked: the direct shard reader (:mod:`cpgd_bench.data.chunks`) verifies every CRC, and
+whatever it cannot read is read again through Zarr (:func:`cpgd_bench.store.reader.read_frames`), so
+a lost chunk file or a corrupt chunk raises a one-line StoreError naming the store, array and frames,
+never zeros.
 ``checksums=False`` skips the per-chunk CRC-32C verification for speed (lost chunks still fail).
 """
 
