@@ -12,9 +12,10 @@ the default profile, all in one process:
   one ``.npy`` per frame and prior), producing the default item.
 
 Rounds interleave the loaders clip by clip (their order rotating), so a drift of a shared machine's speed
-hits all alike; ratios are per round (summed times), median and range over the rounds. The rounds run
-twice: as the machine is, and with :data:`LOAD_PROCESSES` busy-looping processes beside them (the load
-generator). Bytes per clip: the summed tensor sizes of one item.
+hits all alike; ratios are per round (summed times), median and range over the rounds, both of clips/s
+(wall clock) and of CPU time per clip (this process, all its threads: what a loaded machine does not
+distort). The rounds run twice: as the machine is, and with :data:`LOAD_PROCESSES` busy-looping processes
+beside them (the load generator). Bytes per clip: the summed tensor sizes of one item.
 
 Integrity cost: the compact loader with every chunk's CRC-32C verified (the default) and with
 ``checksums=False``, alternating clip by clip (target: at most 10% slower).
@@ -129,33 +130,43 @@ def _check_same_items(loaders: dict[str, CodingPriorDataset], indices: list[int]
 
 
 def _rounds(loaders: dict[str, CodingPriorDataset], order: list[int], rounds: int) -> list[dict[str, float]]:
-    """Clips/s of each loader per round, the loaders interleaved clip by clip in a rotating order."""
+    """Per round: clips/s of each loader (wall clock) and its CPU ms per clip (this process, all threads).
+
+    The loaders are interleaved clip by clip in a rotating order. The CPU time does not count the time
+    other processes take from this one, so it holds on a loaded machine where clips/s does not.
+    """
     names = list(loaders)
     out = []
     for r in range(rounds):
-        spent = dict.fromkeys(names, 0.0)
+        wall, cpu = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0)
         for k, i in enumerate(order):
             shift = (k + r) % len(names)
             for name in names[shift:] + names[:shift]:
                 torch.manual_seed(i)
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 loaders[name][i]
-                spent[name] += time.perf_counter() - start
-        out.append({name: len(order) / spent[name] for name in names})
+                wall[name] += time.perf_counter() - start
+                cpu[name] += time.process_time() - start_cpu
+        out.append({name: len(order) / wall[name] for name in names})
+        out[-1].update({f"{name}_cpu_ms": 1e3 * cpu[name] / len(order) for name in names})
     return out
 
 
 def _summary(rates: list[dict[str, float]]) -> dict[str, Any]:
-    """Median and range of each loader's clips/s and of the per-round ratios."""
+    """Median and range of each loader's clips/s and CPU ms per clip, and of the per-round ratios
+    (speed-ups: clips/s ratios, and CPU-time ratios previous/new)."""
 
     def spread(values: list[float]) -> dict[str, Any]:
         return {"median": round(statistics.median(values), 2), "range": [round(min(values), 2), round(max(values), 2)]}
 
-    out: dict[str, Any] = {f"{name}_clips_per_s": spread([r[name] for r in rates]) for name in rates[0]}
+    names = [name for name in rates[0] if not name.endswith("_cpu_ms")]
+    out: dict[str, Any] = {f"{name}_clips_per_s": spread([r[name] for r in rates]) for name in names}
+    out |= {f"{name}_cpu_ms_per_clip": spread([r[f"{name}_cpu_ms"] for r in rates]) for name in names}
     pairs = [("compact", "previous"), ("full", "previous"), ("compact", "png"), ("full", "png"), ("compact", "full")]
     for a, b in pairs:
-        if a in rates[0] and b in rates[0]:
+        if a in names and b in names:
             out[f"{a}_over_{b}"] = spread([r[a] / r[b] for r in rates])
+            out[f"{a}_over_{b}_by_cpu_time"] = spread([r[f"{b}_cpu_ms"] / r[f"{a}_cpu_ms"] for r in rates])
     return out
 
 
