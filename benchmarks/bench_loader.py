@@ -173,8 +173,8 @@ def _summary(rates: list[dict[str, float]]) -> dict[str, Any]:
 @contextmanager
 def _load_generator(processes: int) -> Iterator[None]:
     """``processes`` busy-looping Python processes for the duration of the block (each also ends with its parent)."""
-    loop = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    sum(range(100000))"
-    procs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(processes)]
+    loop = "import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n    sum(range(100000))"
+    procs = [subprocess.Popen([sys.executable, "-c", loop, str(os.getpid())]) for _ in range(processes)]
     try:
         time.sleep(0.5)
         yield
