@@ -36,6 +36,9 @@ out="$build/$variant"
 prefix="$out/prefix"
 log="$out/build.log"
 mkdir -p "$out/bin"
+# one build per variant at a time: a second `codec build` waits for the first, then finds its work done
+exec 9>"$out/.lock"
+flock -n 9 || { echo "waiting for another build of $variant in $out" >&2; flock 9; }
 
 # 1. libavcodec/libavformat/libavutil (minutes): rebuilt only when the source, patches or flags change.
 lib_hash=$( { echo "$variant ${optflags[*]:-} ${config[*]}"; cat "$here/fetch_source.sh";
