@@ -126,11 +126,12 @@ static void write_planes(FILE *f, const AVFrame *frame, Buffers *b)
         b->row = grow(b->row, &b->row_cap, w, sizeof(*b->row));
         for (int y = 0; y < h; y++) {
             const uint8_t *src = frame->data[c] + (ptrdiff_t)y * frame->linesize[c];
-            if (depth > 8)
-                memcpy(b->row, src, w * sizeof(uint16_t));
-            else
-                for (int x = 0; x < w; x++)
-                    b->row[x] = src[x];
+            if (depth > 8) {   /* already 16-bit little-endian: written as it is */
+                put(f, src, w * sizeof(uint16_t));
+                continue;
+            }
+            for (int x = 0; x < w; x++)
+                b->row[x] = src[x];
             put(f, b->row, w * sizeof(uint16_t));
         }
     }
