@@ -57,10 +57,10 @@ def real_store() -> Path:
 
 @pytest.fixture(scope="module")
 def quality(real_store: Path) -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
-    """Quality rows of both flow methods, keyed by (sequence, direction)."""
+    """Quality rows of the flow methods, keyed by (sequence, direction)."""
     return {
         flow: {(r["sequence"], r["direction"]): r for r in store_quality(real_store, flow=flow)}
-        for flow in ("composed", "scaled")
+        for flow in ("composed", "composed-v1", "scaled")
     }
 
 
@@ -81,7 +81,7 @@ def test_source_covers_camera_and_object_motion_a_cut_and_duplicates() -> None:
 
 @pytest.mark.codec
 def test_composed_flows_beat_scaled_on_every_clip(quality: dict) -> None:
-    """Measured: composed 0.83-0.92 of DIS's gain (scaled: 0.42-0.74); see docs/datasets.md for the numbers."""
+    """Measured: composed 0.87-0.94 of DIS's gain (scaled: 0.42-0.74); see docs/datasets.md for the numbers."""
     for key, row in quality["composed"].items():
         old = quality["scaled"][key]
         assert row["gain"] >= 0.8, (key, row)
@@ -91,9 +91,25 @@ def test_composed_flows_beat_scaled_on_every_clip(quality: dict) -> None:
 
 
 @pytest.mark.codec
-@pytest.mark.xfail(strict=True, reason="issue 15 target (>= 90 % of DIS's gain on every clip) not reached yet")
-def test_prior_reaches_ninety_percent_of_dis_gain(quality: dict) -> None:
-    assert all(row["gain"] >= 0.9 for row in quality["composed"].values())
+def test_composed_no_worse_than_previous_composed(quality: dict) -> None:
+    """The averaged compositions of 'composed' vs 'composed-v1' (direct MVs first): measured +0.005 to +0.08."""
+    for key, row in quality["composed"].items():
+        assert row["gain"] >= quality["composed-v1"][key]["gain"], (key, row["gain"])
+    carphone = [quality[flow][("test/carphone", "prev")]["gain"] for flow in ("composed", "composed-v1")]
+    assert carphone[0] >= carphone[1] + 0.05, carphone
+
+
+BIKES_GAP = "bikes: 0.874 / 0.871 of DIS's gain (prev / next); fast motion, occlusions: docs/datasets.md"
+
+
+@pytest.mark.codec
+@pytest.mark.parametrize(
+    "clip", ["bunny", "carphone", pytest.param("bikes", marks=pytest.mark.xfail(strict=True, reason=BIKES_GAP))]
+)
+def test_prior_reaches_ninety_percent_of_dis_gain(quality: dict, clip: str) -> None:
+    """Issue 15's target on every clip, both directions: prior >= 90 % of DIS's warp-error gain."""
+    rows = [quality["composed"][(f"test/{clip}", direction)] for direction in ("prev", "next")]
+    assert all(row["gain"] >= 0.9 for row in rows), rows
 
 
 @pytest.mark.codec

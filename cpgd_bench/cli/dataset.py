@@ -214,7 +214,7 @@ def show(store: Path, split: str, sequence: str, frames: str | None, out: Path) 
 @dataset.command()
 @click.argument("store", type=click.Path(path_type=Path))
 @click.option("--split", help="Only this split (default: every split).")
-@click.option("--flow", default="composed", show_default=True, type=click.Choice(["composed", "scaled"]),
+@click.option("--flow", default="composed", show_default=True, type=click.Choice(["composed", "composed-v1", "scaled"]),
               help="Flow method measured (cpgd_bench.data.flow).")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table as CSV.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write it as JSON.")

@@ -64,6 +64,7 @@ where a reference lies outside it) the rules fall back to what the clip holds.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -135,30 +136,51 @@ def _linked(ref: np.ndarray) -> np.ndarray:
     return linked
 
 
-def _land(flat: np.ndarray, v: np.ndarray, d: np.ndarray | int, shape: tuple[int, int, int]) -> np.ndarray:
-    """Flat index of the block of frame f + ``d`` that blocks ``flat`` (of frames f) moved by ``v`` (n, 2)
-    pixels land on (rounded, clamped to the frame). Blocks are numbered block-major: (t * h4 + y) * w4 + x."""
-    _, h4, w4 = shape
-    f, rest = np.divmod(flat, h4 * w4)
-    by, bx = np.divmod(rest, w4)
-    qy = np.clip(np.rint(by + v[:, 1] / 4), 0, h4 - 1).astype(np.intp)
-    qx = np.clip(np.rint(bx + v[:, 0] / 4), 0, w4 - 1).astype(np.intp)
-    return ((f + d) * h4 + qy) * w4 + qx
+class _Grid(NamedTuple):
+    """Frame, row and column of every block of a run, block-major: block (t, y, x) is (t * h4 + y) * w4 + x."""
+
+    shape: tuple[int, int, int]
+    frame: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
 
 
-def _neighbour(flat: np.ndarray, s: np.ndarray | int, shape: tuple[int, int, int]) -> np.ndarray:
-    """Whether frame f + ``s`` of blocks ``flat`` (of frames f) is inside the run."""
+@functools.lru_cache(maxsize=8)
+def _grid(shape: tuple[int, int, int]) -> _Grid:
     t_len, h4, w4 = shape
-    u = flat // (h4 * w4) + s
-    return (u >= 0) & (u < t_len)
+    frame, row, col = (a.reshape(-1) for a in np.indices(shape, np.int32))
+    for a in (frame, row, col):
+        a.flags.writeable = False
+    return _Grid(shape, frame, row, col)
 
 
-def _velocity(vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int], flat: np.ndarray, s: int) -> tuple:
+def _land(grid: _Grid, flat: np.ndarray | slice, v: np.ndarray, d: np.ndarray | int) -> np.ndarray:
+    """Flat index of the block of frame f + ``d`` that blocks ``flat`` (of frames f) moved by ``v`` (n, 2)
+    pixels land on (rounded, clamped to the frame)."""
+    _, h4, w4 = grid.shape
+    qy = np.clip(np.rint(grid.row[flat] + v[:, 1] / 4), 0, h4 - 1).astype(np.intp)
+    qx = np.clip(np.rint(grid.col[flat] + v[:, 0] / 4), 0, w4 - 1).astype(np.intp)
+    return ((grid.frame[flat] + d) * h4 + qy) * w4 + qx
+
+
+def _inside(grid: _Grid, flat: np.ndarray, d: np.ndarray | int) -> np.ndarray:
+    """Whether frame f + ``d`` of blocks ``flat`` (of frames f) is inside the run."""
+    u = grid.frame[flat] + d
+    return (u >= 0) & (u < grid.shape[0])
+
+
+def _with_neighbour(grid: _Grid, s: int) -> slice:
+    """The blocks of the frames t whose neighbour t + s is inside the run."""
+    t_len, h4, w4 = grid.shape
+    return slice(h4 * w4, None) if s < 0 else slice(0, (t_len - 1) * h4 * w4)
+
+
+def _velocity(vb: np.ndarray, rb: np.ndarray, grid: _Grid, flat: np.ndarray, s: int) -> tuple:
     """Rule 4 at blocks ``flat``: each used list of t (then of t + s, same block) gives ``vec * s / d``;
     cost |d|, +1 where d points away from the other frame; the cheapest are averaged. Returns (n, 2), ok (n,)."""
     lists = rb.shape[1]
-    inside = _neighbour(flat, s, shape)
-    at = np.where(inside, flat + s * shape[1] * shape[2], flat)
+    inside = _inside(grid, flat, s)
+    at = np.where(inside, flat + s * grid.shape[1] * grid.shape[2], flat)
     ref = np.concatenate([rb[flat], np.where(inside[:, None], rb[at], 0)], 1)
     vec = np.concatenate([vb[flat], vb[at]], 1)
     cost = [np.where(r != 0, np.abs(r) + (np.sign(r) != (s if c < lists else -s)), np.inf) for c, r in enumerate(ref.T)]
@@ -172,7 +194,7 @@ def _velocity(vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int], flat:
     return flow.astype(np.float32), np.isfinite(best)
 
 
-def _direct(vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int], s: int) -> tuple[np.ndarray, np.ndarray]:
+def _direct(vb: np.ndarray, rb: np.ndarray, grid: _Grid, s: int) -> tuple[np.ndarray, np.ndarray]:
     """Rule 1: sums (N, 2) and counts (N,) of the candidates toward u = t + s of every block of t, where t
     predicts from u or u from t (projected onto t).
 
@@ -185,17 +207,17 @@ def _direct(vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int], s: int)
         sums += vb[:, a] * own[:, None]
         counts += own
     j, lst = np.nonzero(rb == -s)  # u predicts from t = u - s: move the block to where it lands in t
-    keep = _neighbour(j, -s, shape)
+    keep = _inside(grid, j, -s)
     j, lst = j[keep], lst[keep]
     v = vb[j, lst]
-    at = _land(j, v, -s, shape)
+    at = _land(grid, j, v, -s)
     for c in range(2):
         sums[:, c] -= np.bincount(at, v[:, c], n).astype(np.float32)
     counts += np.bincount(at, minlength=n)
     return sums, counts
 
 
-def _chains(vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _chains(vb: np.ndarray, rb: np.ndarray, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
     """Rule 3 for both directions: sums (2, N, 2) and counts (2, N) of mv/16 + mv_r/16 where t predicts
     from r = t + d (inside the run) and r's block where t's MV lands predicts from t + s, d != s."""
     n, lists = rb.shape
@@ -204,10 +226,10 @@ def _chains(vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int]) -> tupl
     for a in range(lists):
         flat = np.flatnonzero(rb[:, a])
         d = rb[flat, a]
-        keep = _neighbour(flat, d, shape)
+        keep = _inside(grid, flat, d)
         flat, d = flat[keep], d[keep]
         v = vb[flat, a]
-        at = _land(flat, v, d, shape)
+        at = _land(grid, flat, v, d)
         r_ref, r_vec = rb[at], vb[at]
         for b in range(lists):
             on = np.where(r_ref[:, b] != 0, r_ref[:, b] + d, 0)  # the frame r's list b points to, relative to t
@@ -219,49 +241,51 @@ def _chains(vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int]) -> tupl
 
 
 def _common(
-    vb: np.ndarray, rb: np.ndarray, shape: tuple[int, int, int], placed: np.ndarray, flat: np.ndarray, s: int
+    vb: np.ndarray, rb: np.ndarray, grid: _Grid, placed: np.ndarray, flat: np.ndarray | None, s: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rule 2 at blocks ``flat``: t and u = t + s predict from the same frame r, so F(t->u) = F(t->r) - F(u->r),
-    u read at the block ``placed`` (N, 2) puts them on.
+    """Rule 2 at blocks ``flat`` (None: every block): t and u = t + s predict from the same frame r, so
+    F(t->u) = F(t->r) - F(u->r), u read at the block ``placed`` (N, 2) puts them on.
 
     Returns the blocks where a candidate exists and the flows there, averaged over matching pairs of lists.
     """
-    flat = flat[_neighbour(flat, s, shape)]
-    at = _land(flat, placed[flat], s, shape)
-    t_ref, u_ref = rb[flat], rb[at]  # (n, L)
-    sums, counts = np.zeros((len(flat), 2), np.float32), np.zeros(len(flat), np.int64)
+    where: np.ndarray | slice = _with_neighbour(grid, s) if flat is None else flat[_inside(grid, flat, s)]
+    at = _land(grid, where, placed[where], s)
+    t_ref, t_vec, u_ref = rb[where], vb[where], rb[at]  # (n, L), (n, L, 2), (n, L)
+    sums, counts = np.zeros((len(at), 2), np.float32), np.zeros(len(at), np.int64)
     for b in range(rb.shape[1]):
         usable = (u_ref[:, b] != 0) & (u_ref[:, b] != -s)
         for a in range(rb.shape[1]):
             hit = np.flatnonzero(usable & (t_ref[:, a] == u_ref[:, b] + s))
-            sums[hit] += vb[flat[hit], a] - vb[at[hit], b]
+            sums[hit] += t_vec[hit, a] - vb[at[hit], b]
             counts[hit] += 1
-    found = counts > 0
-    return flat[found], sums[found] / counts[found, None]
+    found = np.flatnonzero(counts)
+    blocks = found + where.start if isinstance(where, slice) else where[found]
+    return blocks, sums[found] / counts[found, None]
 
 
 def _composed(mv: np.ndarray, mv_ref: np.ndarray, v1: bool = False) -> tuple[np.ndarray, np.ndarray]:
     t_len, lists, h4, w4 = mv_ref.shape
     shape, n = (t_len, h4, w4), t_len * h4 * w4
+    grid = _grid(shape)
     rb = np.ascontiguousarray(mv_ref.transpose(0, 2, 3, 1), dtype=np.int32).reshape(n, lists)  # block-major
     vb = np.ascontiguousarray(mv.transpose(0, 2, 3, 1, 4), dtype=np.float32).reshape(n, lists, 2) / MV_UNIT
     linked = _linked(mv_ref)
     used = functools.reduce(np.logical_or, (r != 0 for r in rb.T))
     if not v1:
-        chain_sums, chain_counts = _chains(vb, rb, shape)
+        chain_sums, chain_counts = _chains(vb, rb, grid)
     flows, valid = [], []
     for k, s in enumerate((-1, 1)):
-        sums, counts = _direct(vb, rb, shape, s)
+        sums, counts = _direct(vb, rb, grid, s)
         hit = counts > 0
         exact = sums / np.maximum(counts, 1)[:, None]
         miss = np.flatnonzero(~hit)  # rule 4 candidates, also the first placement for rule 2
         velocity, velocity_ok = np.zeros((n, 2), np.float32), np.zeros(n, bool)
-        velocity[miss], velocity_ok[miss] = _velocity(vb, rb, shape, miss, s)
+        velocity[miss], velocity_ok[miss] = _velocity(vb, rb, grid, miss, s)
         placed = np.where(hit[:, None], exact, velocity)
         first = np.flatnonzero(~hit & used)
-        at, common = _common(vb, rb, shape, placed, first, s)
+        at, common = _common(vb, rb, grid, placed, first, s)
         placed[at] = common  # read u again where the first estimate places the block
-        at, common = _common(vb, rb, shape, placed, first if v1 else np.flatnonzero(used), s)
+        at, common = _common(vb, rb, grid, placed, first if v1 else None, s)
         weight = np.where(hit[at], COMPOSED_WEIGHT, np.float32(1))
         sums[at] += common * weight[:, None]
         counts[at] += weight
