@@ -1,8 +1,9 @@
 """Cross-codec coding-prior comparison: VVC vs HEVC vs H.264 at matched bitrate, on sample and realclips.
 
-For every codec and every QP of its random-access structure (``ra``, ``hevc-ra``, ``h264-ra``; 22/27/32/37) one
-store is built per dataset, and measured: bits per pixel of the bitstreams, decoded PSNR against the encoder's
-input, the prior's quality as ``cpgd-bench dataset quality`` measures it (``gain``: the fraction of OpenCV
+Per dataset (the sample's test split and realclips) and codec, stores are built with the codec's random-access
+structure (``ra``, ``hevc-ra``, ``h264-ra``) at QP 32 and, for HEVC and H.264, at QPs 5 apart until the bitrate of
+VVC ``ra-qp32`` lies between two of them, and measured: bits per pixel of the bitstreams, decoded PSNR against
+the encoder's input, the prior's quality as ``cpgd-bench dataset quality`` measures it (``gain``: the fraction of OpenCV
 DIS's warp-error gain over zero motion that the bitstream-only flows reach; ``epe_dis``), the fraction of 4x4
 blocks with motion in at least one list, and the pixels with a valid flow. Each metric is then read at the
 bitrate of VVC ``ra-qp32`` on that dataset by interpolating between the two QPs whose bitrates bracket it
@@ -33,7 +34,8 @@ from cpgd_bench.sources import get_source
 from cpgd_bench.store import open_store
 
 DATASETS = ("sample", "realclips")
-QPS = (22, 27, 32, 37)
+QPS = (22, 27, 32, 37, 42)
+QP_STEP = 5
 REFERENCE = ("vvc", 32)
 METRICS = ("bpp", "psnr", "gain", "epe_dis", "mv_blocks", "valid")
 
@@ -99,23 +101,47 @@ def export_overhead(codec: str, workdir: Path, repeats: int = 5) -> dict[str, fl
             for th in ("0", "1")}  # fmt: skip
 
 
+def _sources() -> dict[str, Any]:
+    """The test split of the sample (two clips) and the real clips."""
+    from cpgd_bench.sources.synthetic import SAMPLE_CLIPS
+
+    return {"sample": get_source("sample", clips=tuple(c for c in SAMPLE_CLIPS if c.split == "test")),
+            "realclips": get_source("realclips")}  # fmt: skip
+
+
 def run(codecs: tuple[str, ...] = tuple(CODECS), datasets: tuple[str, ...] = DATASETS) -> dict:
+    """Build and measure the stores (VVC at QP 32; the others from QP 32 in steps of 5 until the bitrate of VVC
+    ``ra-qp32`` is bracketed), read every codec at that bitrate, and time the export per codec."""
     result: dict[str, Any] = {"points": {}, "matched": {}, "export_overhead": {}}
+    sources = _sources()
     with tempfile.TemporaryDirectory() as tmp:
+
+        def point(dataset: str, codec: str, qp: int) -> dict[str, float]:
+            store = Path(tmp) / f"{dataset}-{codec}-{qp}.zarr"
+            profile = f"{_structure(codec)}-qp{qp}"
+            summary = build_store(sources[dataset], store, profile=profile, progress=False, workdir=Path(tmp) / "w")
+            if summary.failed:
+                raise RuntimeError(f"{dataset} {profile}: {summary.failed}")
+            return {"qp": qp, **measure_store(store)}
+
         for dataset in datasets:
-            source = get_source(dataset)
-            points: dict[str, list[dict[str, float]]] = {}
-            for codec in codecs:
-                for qp in QPS:
-                    store = Path(tmp) / f"{dataset}-{codec}-{qp}.zarr"
-                    profile = f"{_structure(codec)}-qp{qp}"
-                    summary = build_store(source, store, profile=profile, progress=False, workdir=Path(tmp) / "work")
-                    if summary.failed:
-                        raise RuntimeError(f"{dataset} {profile}: {summary.failed}")
-                    points.setdefault(codec, []).append({"qp": qp, **measure_store(store)})
-            target = next(p["bpp"] for p in points[REFERENCE[0]] if p["qp"] == REFERENCE[1])
+            reference = point(dataset, *REFERENCE)
+            points = {REFERENCE[0]: [reference]}
+            for codec in (c for c in codecs if c != REFERENCE[0]):
+                points[codec] = [point(dataset, codec, REFERENCE[1])]
+                step = QP_STEP if points[codec][0]["bpp"] > reference["bpp"] else -QP_STEP
+                qp = REFERENCE[1] + step
+                while qp in QPS:
+                    points[codec].append(point(dataset, codec, qp))
+                    if (points[codec][-1]["bpp"] > reference["bpp"]) != (step > 0):
+                        break
+                    qp += step
             result["points"][dataset] = points
-            result["matched"][dataset] = {"bpp": target, **{c: at_bitrate(p, target) for c, p in points.items()}}
+            result["matched"][dataset] = {
+                "bpp": reference["bpp"],
+                **{c: at_bitrate(p, reference["bpp"]) if len(p) > 1 else {**p[0], "extrapolated": False}
+                   for c, p in points.items()},
+            }  # fmt: skip
         for codec in codecs:
             result["export_overhead"][codec] = export_overhead(codec, Path(tmp))
     return result
@@ -130,9 +156,8 @@ def table(result: dict) -> str:
         for codec, m in matched.items():
             if codec == "bpp":
                 continue
-            qps = [p["qp"] for p in result["points"][dataset][codec]]
-            bpps = [p["bpp"] for p in result["points"][dataset][codec]]
-            qp = float(np.interp(math.log(matched["bpp"]), np.log(bpps[::-1]), qps[::-1]))
+            pts = sorted(result["points"][dataset][codec], key=lambda p: p["bpp"])
+            qp = float(np.interp(math.log(matched["bpp"]), [math.log(p["bpp"]) for p in pts], [p["qp"] for p in pts]))
             ov = result["export_overhead"].get(codec, {})
             note = " (extrap.)" if m["extrapolated"] else ""
             lines.append(

@@ -25,7 +25,8 @@ def test_every_codec_offers_ra_and_ld_at_every_qp(codec: str) -> None:
     names = profile_names(codec)
     for structure in ("ra", "ld"):
         full = structure if codec == "vvc" else f"{codec}-{structure}"
-        assert [n for n in names if re.fullmatch(rf"{full}-qp\d+", n)] == [f"{full}-qp{q}" for q in (22, 27, 32, 37)]
+        qps = (22, 27, 32, 37, 42)
+        assert [n for n in names if re.fullmatch(rf"{full}-qp\d+", n)] == [f"{full}-qp{q}" for q in qps]
     profile = load_profile("default", codec)
     assert profile.codec == codec and profile.name == default_profile(codec) and profile.qp == 32
     assert all(load_profile(n).codec == codec for n in names)
