@@ -125,6 +125,20 @@ def test_export_is_the_same_for_every_thread_count(stream_nolf, extra_stream):
                 np.testing.assert_array_equal(x, y, err_msg=f"{s.name} POC {a.poc} {name}")
 
 
+def test_reused_buffers_hold_nothing_of_earlier_pictures(stream_nolf, tmp_path):
+    """The stream twice in a row: the second pass decodes into pooled side-data buffers that earlier pictures
+    wrote, and must export exactly what the first pass did."""
+    twice = tmp_path / "twice.264"
+    twice.write_bytes(stream_nolf.read_bytes() * 2)
+    for threads in (1, 0):
+        frames = list(run_dump(twice, prediction=True, threads=threads, codec="h264"))
+        assert len(frames) == 24
+        for a, b in zip(frames[:12], frames[12:], strict=True):
+            for name, x, y in zip(("mv", "mv_ref", "res Y", "res Cb", "res Cr", "pred Y", "pred Cb", "pred Cr"),
+                                  _prior_arrays(a), _prior_arrays(b), strict=True):
+                np.testing.assert_array_equal(x, y, err_msg=f"threads {threads} POC {a.poc} {name}")
+
+
 def test_header_fields(stream):
     frames = list(run_dump(stream, codec="h264"))
     pocs = [f.poc for f in frames]
