@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from cpgd_bench.codec import CodecError, decode_priors, encode, ffmpeg_exe, frame_md5s, load_profile, run_dump
-from cpgd_bench.codec.dump import tool_message
 from cpgd_bench.codec.records import iter_records
 
 from .codec_clips import require_codec, translating_clip
@@ -342,5 +341,6 @@ def test_asan_dump_tool_on_mutated_hevc_bitstreams(stream, stream_nolf, tmp_path
                 assert list(iter_records(f)), f"{path.name}: clean exit without frames"
             clean[kind] += 1
         else:
-            assert tool_message(done.stderr, "").startswith(f"prior-dump: {path}: "), err
+            # FFmpeg's frame threads may log between the parts of the tool's line: look for it anywhere
+            assert f"prior-dump: {path}: " in err, err
     assert sum(clean.values()) < 72, clean   # the mutants do damage
