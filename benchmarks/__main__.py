@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_codec", "bench_loader", "bench_flow", "bench_build", "bench_cpc", "bench_metrics", "bench_cpfp"]
+BENCHES = ["bench_codec", "bench_loader", "bench_flow", "bench_build", "bench_cpc", "bench_metrics", "bench_cpfp",
+           "bench_codecs"]
 
 
 def main(names: list[str]) -> None:
