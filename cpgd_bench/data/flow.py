@@ -149,6 +149,7 @@ class _Grid(NamedTuple):
 def _grid(shape: tuple[int, int, int]) -> _Grid:
     t_len, h4, w4 = shape
     frame, row, col = (a.reshape(-1) for a in np.indices(shape, np.int32))
+    row, col = row.astype(np.float32), col.astype(np.float32)  # float32 sums with float32 MVs
     for a in (frame, row, col):
         a.flags.writeable = False
     return _Grid(shape, frame, row, col)
@@ -158,8 +159,8 @@ def _land(grid: _Grid, flat: np.ndarray | slice, v: np.ndarray, d: np.ndarray | 
     """Flat index of the block of frame f + ``d`` that blocks ``flat`` (of frames f) moved by ``v`` (n, 2)
     pixels land on (rounded, clamped to the frame)."""
     _, h4, w4 = grid.shape
-    qy = np.clip(np.rint(grid.row[flat] + v[:, 1] / 4), 0, h4 - 1).astype(np.intp)
-    qx = np.clip(np.rint(grid.col[flat] + v[:, 0] / 4), 0, w4 - 1).astype(np.intp)
+    qy = np.clip(np.rint(grid.row[flat] + v[:, 1] * np.float32(0.25)), 0, h4 - 1).astype(np.intp)
+    qx = np.clip(np.rint(grid.col[flat] + v[:, 0] * np.float32(0.25)), 0, w4 - 1).astype(np.intp)
     return ((grid.frame[flat] + d) * h4 + qy) * w4 + qx
 
 
@@ -267,7 +268,7 @@ def _composed(mv: np.ndarray, mv_ref: np.ndarray, v1: bool = False) -> tuple[np.
     t_len, lists, h4, w4 = mv_ref.shape
     shape, n = (t_len, h4, w4), t_len * h4 * w4
     grid = _grid(shape)
-    rb = np.ascontiguousarray(mv_ref.transpose(0, 2, 3, 1), dtype=np.int32).reshape(n, lists)  # block-major
+    rb = np.ascontiguousarray(mv_ref.transpose(0, 2, 3, 1), dtype=np.int16).reshape(n, lists)  # block-major
     vb = np.ascontiguousarray(mv.transpose(0, 2, 3, 1, 4), dtype=np.float32).reshape(n, lists, 2) / MV_UNIT
     linked = _linked(mv_ref)
     used = functools.reduce(np.logical_or, (r != 0 for r in rb.T))
