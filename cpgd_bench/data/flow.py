@@ -29,8 +29,8 @@ choices (measured on real footage: 0.83 -> 0.91 of DIS's gain on carphone):
 2. common reference: t and u both predict from the same frame r (r != t, u), so
    F(t->u)(p) = F(t->r)(p) - F(u->r)(q), with q the block of u that a first estimate places p on
    (rule 1 where it has a candidate, else rule 4's constant velocity), re-read once at the block the
-   rule-2 estimate places p on (blocks without a rule-1 candidate); every matching pair of lists is a
-   candidate;
+   rule-2 estimate places p on (blocks without a rule-1 candidate); the matching pairs of lists are
+   averaged into one candidate;
 3. chain: t predicts from r = t + d (r != u, inside the run) and the block of r that t's MV lands on
    predicts from u, so F(t->u)(p) = mv/16 + mv_r/16 (each such pair of lists is a candidate);
 4. constant velocity (only blocks with no candidate of rules 1-3 within ``FILL_RADIUS`` blocks):
@@ -41,13 +41,14 @@ choices (measured on real footage: 0.83 -> 0.91 of DIS's gain on carphone):
    has nothing takes the mean of valid blocks within ``FILL_RADIUS`` (else 0), validity 0;
 6. link check: when fewer than ``MIN_LINK`` of the blocks of t and t + 1 predict across the boundary
    between them (t from a later frame, t + 1 from an earlier one), the bitstream does not connect the
-   two frames (a scene cut the encoder coded as intra, or an IDR picture whose trailing pictures cannot
-   reference it): both flows across that boundary are 0 and invalid;
+   two frames (a scene cut the encoder coded as intra, or the pair after an IDR picture: the frames
+   after it in display order are the next IDR's leading pictures, which cannot reference it): both
+   flows across that boundary are 0 and invalid;
 7. valid = a candidate of rules 1-3, or a rule-4 flow, on a linked boundary; block flows are
    upsampled bilinearly between block centres (edge blocks extended), validity nearest-neighbour.
 
-``"composed-v1"`` (the previous default, kept for comparison) is ``"composed"`` with rules 2-3 used
-only where rule 1 has no candidate, rule 2 only, and no chains (rule 3); its upsampling is the same.
+``"composed-v1"`` (the previous default, kept for comparison) is ``"composed"`` without rule 3 and
+with rule 2 only at blocks without a rule-1 candidate; its upsampling is the same.
 
 Measured and not kept (no gain or worse on the real clips): median filtering of block flows (3x3,
 5x5), nearest-neighbour instead of bilinear upsampling, filling from the neighbour closest to the
