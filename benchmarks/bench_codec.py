@@ -11,10 +11,10 @@ traffic, which is what a shared machine takes away first).
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -79,34 +79,30 @@ def _time_pair(first: Callable[[], object], second: Callable[[], object], repeat
                 min(ratios), max(ratios))  # fmt: skip
 
 
-def _burn(stop: multiprocessing.synchronize.Event) -> None:
-    """One core of load: copy 32 MB arrays (memory bandwidth) and do float arithmetic until ``stop``."""
-    import numpy as np
-
-    a = np.ones(8 << 20, np.float32)
-    b = np.empty_like(a)
-    while not stop.is_set():
-        np.copyto(b, a)
-        np.multiply(b, 1.0001, out=a)
+#: One core of load: copy 32 MB arrays (memory bandwidth) and do float arithmetic, until killed.
+BURN = """
+import numpy as np
+a = np.ones(8 << 20, np.float32)
+b = np.empty_like(a)
+while True:
+    np.copyto(b, a)
+    np.multiply(b, 1.0001, out=a)
+"""
 
 
 @contextlib.contextmanager
 def load_generator(workers: int | None = None) -> Iterator[int]:
-    """Run a CPU and memory load on ``workers`` processes (default: every core) for the ``with`` block."""
-    ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
-    procs = [ctx.Process(target=_burn, args=(stop,), daemon=True) for _ in range(workers or os.cpu_count() or 1)]
-    for p in procs:
-        p.start()
+    """Run :data:`BURN` on ``workers`` processes (default: one per core) for the ``with`` block."""
+    procs = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(workers or os.cpu_count() or 1)]
     try:
         time.sleep(1.0)  # the workers have started and allocated
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("the load generator's workers exited")
         yield len(procs)
     finally:
-        stop.set()
         for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
+            p.kill()
+            p.wait()
 
 
 def run(repeats: int = 11, build_repeats: int = 5) -> dict:
