@@ -17,6 +17,7 @@ markdown table of docs/codec-comparison.md.
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import tempfile
@@ -145,6 +146,28 @@ def run(codecs: tuple[str, ...] = tuple(CODECS), datasets: tuple[str, ...] = DAT
         for codec in codecs:
             result["export_overhead"][codec] = export_overhead(codec, Path(tmp))
     return result
+
+
+def restoration(profiles: dict[str, str], config: str = "cpfp-ablation-mv.yaml") -> dict[str, dict[str, Any]]:
+    """CPFP at demo budget per codec: one config (seed, steps, data stream) trained on the whole sample coded by
+    each codec's profile, validated on its test split (PSNR of the model and of its decoded input)."""
+    from cpgd_bench.resources import manifest
+    from cpgd_bench.train.cpfp import train
+
+    out: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for codec, profile in profiles.items():
+            store = Path(tmp) / f"{codec}.zarr"
+            summary = build_store(get_source("sample"), store, profile=profile, progress=False, workdir=Path(tmp) / "w")
+            if summary.failed:
+                raise RuntimeError(f"sample {profile}: {summary.failed}")
+            run_dir = Path(tmp) / f"train-{codec}"
+            train(manifest("train", config), store, run_dir)
+            lines = (run_dir / "log.jsonl").read_text().splitlines()
+            last = next(r for r in map(json.loads, reversed(lines)) if "val_psnr" in r)
+            out[codec] = {"profile": profile, "bpp": measure_store(store)["bpp"], "input_psnr": last["input_psnr"],
+                          "cpfp_psnr": last["val_psnr"], "gain": last["val_psnr"] - last["input_psnr"]}  # fmt: skip
+    return out
 
 
 def table(result: dict) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 from click.testing import CliRunner
 
 from cpgd_bench.cli import main
@@ -33,6 +34,9 @@ def test_a_store_of_each_codec_builds_verifies_loads_and_restores(codec: str, tm
     group_attrs = json.loads((store / "test" / "chelsea" / "zarr.json").read_text())["attributes"]
     encoder = {"hevc": "libx265", "h264": "libx264"}[codec]
     assert group_attrs["codec"]["codec"] == codec and group_attrs["codec"]["encoder"].endswith(encoder)
+
+    qps = np.concatenate([zarr.open_array(store / "test" / name / "qp")[...] for name in ("chelsea", "motorcycle")])
+    assert 30 <= np.median(qps) <= 36    # QP 32 means the same quantiser in every codec (x264's -qp is QP'_Y)
 
     item = CodingPriorDataset(store, "test", clip_len=5, mode="test")[0]
     assert item["lq"].shape[0] == 5

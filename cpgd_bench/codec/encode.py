@@ -85,7 +85,7 @@ def _command(frames: np.ndarray, profile: CodecProfile, fps: float, threads: int
     cmd = [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "pipe:0",
-        "-c:v", spec.encoder, "-preset", profile.preset, "-qp", str(profile.qp),
+        "-c:v", spec.encoder, "-preset", profile.preset, "-qp", str(profile.encoder_qp()),
         "-threads", str(threads),
         "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
     ]

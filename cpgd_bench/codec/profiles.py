@@ -28,13 +28,15 @@ class Codec:
     muxer: str
     suffix: str
     poc_per_frame: int = 1   # POC units per frame (H.264 counts fields: 2); the store keeps POCs in frames
+    qp_per_extra_bit: int = 0   # the encoder's -qp is QP'_Y = QP_Y + this x (bit depth - 8) (x264); else QP_Y
 
 
 #: The codecs a store can be built with: one row each.
 CODECS: dict[str, Codec] = {
     "vvc": Codec("vvc", "VVC (H.266)", "libvvenc", "VVenC", "-vvenc-params", "vvc", ".266"),
     "hevc": Codec("hevc", "HEVC (H.265)", "libx265", "x265", "-x265-params", "hevc", ".265"),
-    "h264": Codec("h264", "H.264 (AVC)", "libx264", "x264", "-x264-params", "h264", ".264", poc_per_frame=2),
+    "h264": Codec("h264", "H.264 (AVC)", "libx264", "x264", "-x264-params", "h264", ".264", poc_per_frame=2,
+                  qp_per_extra_bit=6),
 }
 
 
@@ -67,6 +69,10 @@ class CodecProfile:
     def spec(self) -> Codec:
         """The codec this profile encodes with."""
         return codec_spec(self.codec)
+
+    def encoder_qp(self) -> int:
+        """The encoder's ``-qp`` for this profile's slice QP (QP_Y, the same quantiser scale for every codec)."""
+        return self.qp + self.spec.qp_per_extra_bit * (self.bit_depth - 8)
 
     def params_arg(self) -> str:
         """The encoder's parameter argument (``-vvenc-params`` etc.): key=value pairs joined by ':'."""
