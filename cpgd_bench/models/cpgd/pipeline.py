@@ -11,18 +11,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from cpgd_bench.models.cpgd.cpc.configs import ARCHS, PROMPT, VAE_FACTOR
-from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet
-from cpgd_bench.models.cpgd.cpc.model import CPCModel, coding_prior
-from cpgd_bench.models.cpgd.cpc.sampler import make_scheduler, pad_to, sample, wavelet_color_fix
 from cpgd_bench.models.cpgd.cpc.weights import cpgd_files, load_control, load_sd, read_state_dict
 from cpgd_bench.models.registry import ModelError, Restorer
 from cpgd_bench.weights import Resolved, WeightsError, find, missing_message
+
+if TYPE_CHECKING:
+    from cpgd_bench.models.cpgd.cpc.model import CPCModel
 
 log = logging.getLogger(__name__)
 STAGE1_ONLY = "cpgd (stage 1 only: no SD weights)"
@@ -48,6 +48,9 @@ def cpc_restore(
     model: CPCModel, stage1: torch.Tensor, clip: dict[str, torch.Tensor], opts: SamplingOptions
 ) -> torch.Tensor:
     """Stage 2 on one clip: ``stage1`` (T, 3, H, W) in [0, 1] plus the clip's priors -> (T, 3, H, W)."""
+    from cpgd_bench.models.cpgd.cpc.model import coding_prior  # stage-2 code (diffusers): imported only when used
+    from cpgd_bench.models.cpgd.cpc.sampler import make_scheduler, pad_to, sample, wavelet_color_fix
+
     device, dtype = model.unet.device, model.dtype
     frames, _, height, width = stage1.shape
     cp_full = coding_prior(clip["flow_prev"], clip["flow_valid"], clip["residual"])
@@ -145,6 +148,9 @@ class CPGDRestorer(Restorer):
         control = find(control_names, weights or diffbir, weights_dir)
         if control is None:
             raise WeightsError(missing_message(control_names, weights_dir) + " (or pass --weights <cpc.pt>)")
+        from cpgd_bench.models.cpgd.cpc.controlnet import build_controlnet  # diffusers: only with SD weights
+        from cpgd_bench.models.cpgd.cpc.model import CPCModel
+
         self.files = {"sd": sd_file, "control": control}
         state = read_state_dict(control.path)
         separate_qm = separate_qm or any(".to_qm." in k for k in state)  # a branch trained with the paper's L_qm

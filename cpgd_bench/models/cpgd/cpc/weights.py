@@ -25,14 +25,16 @@ IRControlNet and start at zero (a copy of ``to_q``), so an untrained CPC equals 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from cpgd_bench.models.cpgd.cpc.configs import CPCArch
 from cpgd_bench.weights import WeightsError, load_table, load_torch
+
+if TYPE_CHECKING:  # diffusers/transformers take seconds to import: only load_sd needs them at run time
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import CLIPTextModel
 
 _RESNET = (
     ("in_layers.0", "norm1"),
@@ -199,6 +201,9 @@ def load_sd(path: Path, arch: CPCArch) -> tuple[UNet2DConditionModel, Autoencode
     single-file converters (the ones ``from_single_file`` uses) with the configs of ``arch`` -- no config
     is fetched from the network.
     """
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
     path = Path(path)
     if path.is_dir():
         if not (path / "unet").is_dir():
