@@ -54,7 +54,8 @@ Measured and not kept (no gain or worse on the real clips): median filtering of 
 5x5), nearest-neighbour instead of bilinear upsampling, filling from the neighbour closest to the
 block's own constant-velocity estimate, reading u's MVs at the estimated position (gather) for
 blocks without a rule-1 candidate, a larger fill radius, the opposite direction's flow negated for
-blocks without a candidate, and extrapolating it across unlinked IDR boundaries (a duplicated frame there got 2.2 grey levels worse than zero motion).
+blocks without a candidate, and extrapolating it across unlinked IDR boundaries (a duplicated frame
+there got 2.2 grey levels worse than zero motion).
 Earlier, for ``"composed-v1"``: residual-based unreliability marks, smoothing, multi-step chaining
 through computed flows, averaging both lists of symmetric bi-predicted blocks, bilinear projection.
 
