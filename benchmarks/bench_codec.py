@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -51,32 +52,47 @@ def _clip() -> np.ndarray:
 
 
 class Pair(NamedTuple):
-    """Two alternated timings: medians (seconds per call) and the per-round ratio second / first."""
+    """Two alternated timings: medians (seconds per call) and the per-round ratio second / first, of wall time
+    and of CPU time (user + system, this process and its children: what the work costs, less sensitive than
+    wall time to other jobs on a shared machine)."""
 
     first: float
     second: float
-    ratio: float        # median per-round ratio
+    ratio: float        # median per-round wall-time ratio
     ratio_min: float
     ratio_max: float
+    cpu_ratio: float    # median per-round CPU-time ratio
+    cpu_ratio_min: float
+    cpu_ratio_max: float
 
     def summary(self) -> dict:
         return {"ratio": round(self.ratio, 3), "range": [round(self.ratio_min, 3), round(self.ratio_max, 3)],
+                "cpu_ratio": round(self.cpu_ratio, 3),
+                "cpu_range": [round(self.cpu_ratio_min, 3), round(self.cpu_ratio_max, 3)],
                 "first_s": round(self.first, 3), "second_s": round(self.second, 3)}
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _time_pair(first: Callable[[], object], second: Callable[[], object], repeats: int, inner: int = 2) -> Pair:
     """Time ``first`` and ``second`` alternately, ``inner`` calls per timing and ``repeats`` rounds: drift of a
     shared machine hits both alike, and the per-round ratio cancels it."""
-    times: tuple[list[float], list[float]] = ([], [])
+    wall: tuple[list[float], list[float]] = ([], [])
+    cpu: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        for fn, out in ((first, times[0]), (second, times[1])):
-            t0 = time.perf_counter()
+        for fn, w, c in ((first, wall[0], cpu[0]), (second, wall[1], cpu[1])):
+            t0, c0 = time.perf_counter(), _cpu_seconds()
             for _ in range(inner):
                 fn()
-            out.append((time.perf_counter() - t0) / inner)
-    ratios = [b / a for a, b in zip(*times, strict=True)]
-    return Pair(statistics.median(times[0]), statistics.median(times[1]), statistics.median(ratios),
-                min(ratios), max(ratios))  # fmt: skip
+            w.append((time.perf_counter() - t0) / inner)
+            c.append((_cpu_seconds() - c0) / inner)
+    ratios = [b / a for a, b in zip(*wall, strict=True)]
+    cpu_ratios = [b / a for a, b in zip(*cpu, strict=True)]
+    return Pair(statistics.median(wall[0]), statistics.median(wall[1]), statistics.median(ratios),
+                min(ratios), max(ratios), statistics.median(cpu_ratios), min(cpu_ratios), max(cpu_ratios))  # fmt: skip
 
 
 #: One core of load: copy 32 MB arrays (memory bandwidth) and do float arithmetic, until killed.
