@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from cpgd_bench.codec import CodecError, decode_priors, encode, ffmpeg_exe, frame_md5s, load_profile, run_dump
-from cpgd_bench.codec.dump import tool_message
 from cpgd_bench.codec.records import iter_records
 
 from .codec_clips import require_codec, translating_clip
@@ -145,9 +144,9 @@ def test_header_fields(stream):
     assert pocs == list(range(0, 24, 2))            # display order; x264 counts two POCs per frame
     assert frames[0].slice_type == 2 and all(f.bit_depth == 10 for f in frames)
     assert {f.slice_type for f in frames[1:]} <= {0, 1} and 0 in {f.slice_type for f in frames}
-    # x264's -qp at 10 bits is QP'_Y = QP_Y + 12; the header holds QP_Y (I lower by ipratio, B higher by pbratio)
+    # the header holds QP_Y, the profile's QP (x264 gets QP'_Y = QP_Y + 12 at 10 bits); I lower by ipratio, B higher
     qp = {kind: {f.qp for f in frames if f.slice_type == kind} for kind in (0, 1, 2)}
-    assert qp[1] == {32 - 12} and max(qp[2]) < 20 < min(qp[0])
+    assert qp[1] == {32} and max(qp[2]) < 32 < min(qp[0])
     assert not frames[0].mv_ref.any() and not frames[0].mv.any()   # intra: no motion in either list
 
 
@@ -290,5 +289,6 @@ def test_asan_dump_tool_on_mutated_h264_bitstreams(stream, stream_nolf, tmp_path
                 assert list(iter_records(f)), f"{path.name}: clean exit without frames"
             clean[kind] += 1
         else:
-            assert tool_message(done.stderr, "").startswith(f"prior-dump: {path}: "), err
+            # the tool's own line (decoder threads may log onto the same line: "[h264 @ 0x...] prior-dump: ...")
+            assert f"prior-dump: {path}: " in err, err
     assert sum(clean.values()) < 80, clean   # the mutants do damage
