@@ -102,10 +102,10 @@ def run_dump(bitstream: Path, *, threads: int = 0, export: bool = True, predicti
 
 
 def tool_message(stderr: bytes, fallback: str) -> str:
-    """The tool's one-line error from its stderr: its last ``prior-dump:`` line (FFmpeg's decoder threads may log
-    after it), else the last non-empty line, else ``fallback``."""
+    """The tool's one-line error from its stderr: its last ``prior-dump:`` message (FFmpeg's decoder threads may log
+    after it, or onto the start of its line), else the last non-empty line, else ``fallback``."""
     lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    own = [line for line in lines if line.startswith("prior-dump:")]
+    own = [line[line.index("prior-dump:"):] for line in lines if "prior-dump:" in line]
     return (own or lines or [fallback])[-1]
 
 
