@@ -8,6 +8,8 @@ the default profile, all in one process:
 * ``full``: today's ``CodingPriorDataset`` with its default item (float32, full-resolution flows);
 * ``compact``: ``prior_resolution="block", dtype="stored"`` (block flows, uint8 frames, int16 residual);
   its item expands to the default one on the model's device (``expand_item``), which is not timed here;
+* ``compact_derived``: ``compact`` with ``stored_flows=False``: the flows derived from the clip's MVs per
+  item, as before the store held them (``full`` and ``compact`` read the flows the build stored);
 * ``png``: the layout the paper's authors ship (one PNG per frame for the input and the ground truth,
   one ``.npy`` per frame and prior), producing the default item.
 
@@ -40,9 +42,12 @@ import torch
 from PIL import Image
 
 from benchmarks.bench_codec import _clip
+from cpgd_bench.build import stored_flows
 from cpgd_bench.codec import extract_priors, load_profile
 from cpgd_bench.data import CodingPriorDataset
+from cpgd_bench.motion import DEFAULT_FLOW
 from cpgd_bench.store import StoreWriter
+from cpgd_bench.store.schema import FLOW_METHOD_ATTR
 
 CLIP_LEN, CROP, ITEMS, ROUNDS, INTEGRITY_ITEMS, INTEGRITY_ROUNDS = 7, 256, 10, 4, 16, 7
 PREVIOUS_REV = "23c50c1"  # the loader before issue 16
@@ -90,7 +95,10 @@ def _size(path: Path) -> float:
 
 
 def _write(store: Path, arrays: dict[str, np.ndarray], codec: dict) -> None:
+    """One 24-frame sequence ``train/seq`` with the block flows a build stores (``stored_flows``)."""
     attrs = {"fps": 30.0, "frame_names": [f"{i:05d}" for i in range(24)], "codec": codec}
+    attrs[FLOW_METHOD_ATTR] = DEFAULT_FLOW
+    arrays = {**arrays, **stored_flows(arrays["mv"], arrays["mv_ref"])}
     with StoreWriter(store, "bench") as writer:
         writer.write_sequence("train", "seq", arrays, attrs)
 
@@ -117,16 +125,18 @@ def _nbytes(item: dict[str, Any]) -> int:
 
 
 def _check_same_items(loaders: dict[str, CodingPriorDataset], indices: list[int]) -> None:
-    """Every loader gives the default item (the compact one once expanded): same crops, flips, values."""
+    """Every loader gives the default item (the compact ones once expanded): same crops, flips, values; the
+    flows equal those of ``full`` (stored) or ``compact_derived`` (derived from the clip), as the loader does."""
     for i in indices:
         items = {}
         for name, dataset in loaders.items():
             torch.manual_seed(i)
             item = dataset[i]
-            items[name] = dataset.expand(item) if name == "compact" else item
-        want = items["full"]
+            items[name] = dataset.expand(item) if name.startswith("compact") else item
         for name, item in items.items():
+            want = items["full" if name in ("full", "compact") else "compact_derived"]
             assert all(torch.equal(item[k], want[k]) for k in want if k != "key"), f"loader {name} differs"
+            assert torch.equal(item["lq"], items["full"]["lq"]), f"loader {name} differs"
 
 
 def _rounds(loaders: dict[str, CodingPriorDataset], order: list[int], rounds: int) -> list[dict[str, float]]:
@@ -162,7 +172,8 @@ def _summary(rates: list[dict[str, float]]) -> dict[str, Any]:
     names = [name for name in rates[0] if not name.endswith("_cpu_ms")]
     out: dict[str, Any] = {f"{name}_clips_per_s": spread([r[name] for r in rates]) for name in names}
     out |= {f"{name}_cpu_ms_per_clip": spread([r[f"{name}_cpu_ms"] for r in rates]) for name in names}
-    pairs = [("compact", "previous"), ("full", "previous"), ("compact", "png"), ("full", "png"), ("compact", "full")]
+    pairs = [("compact", "previous"), ("full", "previous"), ("compact", "png"), ("full", "png"), ("compact", "full"),
+             ("compact", "compact_derived")]  # fmt: skip
     for a, b in pairs:
         if a in names and b in names:
             out[f"{a}_over_{b}"] = spread([r[a] / r[b] for r in rates])
@@ -231,7 +242,8 @@ def run() -> dict:
             loaders["previous"] = previous(*args, **kwargs)
         loaders["full"] = CodingPriorDataset(*args, **kwargs)
         loaders["compact"] = CodingPriorDataset(*args, **kwargs, **COMPACT)
-        loaders["png"] = PngFolderDataset(tmp_path / "png", *args, **kwargs)
+        loaders["compact_derived"] = CodingPriorDataset(*args, **kwargs, **COMPACT, stored_flows=False)
+        loaders["png"] = PngFolderDataset(tmp_path / "png", *args, **kwargs, stored_flows=False)
         order = torch.randperm(len(loaders["full"]), generator=torch.Generator().manual_seed(0))[:ITEMS].tolist()
         _check_same_items(loaders, order[:3])  # also opens files and warms caches
         item_bytes = {}
@@ -249,6 +261,7 @@ def run() -> dict:
         used = ("decoded", "sharp", *PRIOR_ARRAYS)
         store_mb = sum(_size(store / "train" / "seq" / name) for name in used)
         png_mb = _size(tmp_path / "png")
+        flows_mb = sum(_size(store / "train" / "seq" / name) for name in ("flow_blocks", "flow_blocks_valid"))
     return {
         "clips": f"{CLIP_LEN}x{CROP}x{CROP} random crops with flows and residual, from 24 frames of 1280x720",
         "previous_loader": f"git {PREVIOUS_REV}" if previous is not None else "skipped: not a git checkout",
@@ -264,5 +277,6 @@ def run() -> dict:
         "cpu_count": os.cpu_count(),
         "zarr_mib_of_these_arrays": round(store_mb, 1),
         "png_folder_mib": round(png_mb, 1),
+        "stored_flow_arrays_mib": round(flows_mb, 1),
         **integrity,
     }

@@ -33,13 +33,14 @@ from tqdm import tqdm
 
 from cpgd_bench.codec import CodecError, CodecProfile, coded_stream, load_profile
 from cpgd_bench.errors import CpgdBenchError
+from cpgd_bench.motion import DEFAULT_FLOW, block_flows
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 from cpgd_bench.sources.realclips import frame_events
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.locks import FileLock, is_held, watching_driver
 from cpgd_bench.store.reader import read_root_attrs
-from cpgd_bench.store.schema import FRAMES_PER_CHUNK, check_name
+from cpgd_bench.store.schema import FLOW_METHOD_ATTR, FRAMES_PER_CHUNK, check_name
 from cpgd_bench.store.writer import LOCK_NAME, StoreWriter
 
 BACKENDS = ("loky", "threading", "dask")
@@ -120,8 +121,9 @@ def code_and_store(
 
     The three steps overlap: the source frames are compressed into the store while VVenC encodes,
     the decoder reads the bitstream as VVenC writes it, and each block of decoded frames and priors
-    is stored while the next one decodes. Returns the frame count; the sequence appears in the store
-    only once complete.
+    is stored while the next one decodes. The per-block flows (:data:`~cpgd_bench.motion.DEFAULT_FLOW`)
+    are then derived from the whole sequence's MVs and stored too. Returns the frame count; the sequence
+    appears in the store only once complete.
     """
     t, h, w = frames.blur.shape[:3]
     with writer.open_sequence(ref.split, ref.name, t, h, w) as out:
@@ -133,17 +135,29 @@ def code_and_store(
         cuts = scene_cuts(frames) if profile.intra_at_cuts else []
         with coded_stream(frames.blur, profile, workdir, ref.name, frames.fps, threads, DECODE_BLOCK,
                           cuts) as stream:  # fmt: skip
+            vectors: dict[str, list[np.ndarray]] = {"mv": [], "mv_ref": []}
             for start, block in stream:
                 for name, array in block.items():
                     out.write(name, array, start)
+                    if name in vectors:
+                        vectors[name].append(array)
         for name, array in stream.per_frame().items():
+            out.write(name, array)
+        for name, array in stored_flows(np.concatenate(vectors["mv"]), np.concatenate(vectors["mv_ref"])).items():
             out.write(name, array)
         out.write("bitstream", np.fromfile(stream.bitstream, dtype=np.uint8))
         out.commit({
             "fps": frames.fps, "frame_names": list(frames.frame_names), "codec": stream.attrs,
-            "source": dict(frames.attrs),
+            "source": dict(frames.attrs), FLOW_METHOD_ATTR: DEFAULT_FLOW,
         })  # fmt: skip
     return t
+
+
+def stored_flows(mv: np.ndarray, mv_ref: np.ndarray) -> dict[str, np.ndarray]:
+    """The optional store arrays ``flow_blocks`` / ``flow_blocks_valid``: :func:`~cpgd_bench.motion.block_flows`
+    with :data:`~cpgd_bench.motion.DEFAULT_FLOW` over a whole sequence's ``mv`` / ``mv_ref``."""
+    flows, valid = block_flows(mv, mv_ref, DEFAULT_FLOW)
+    return {"flow_blocks": flows, "flow_blocks_valid": valid}
 
 
 def _build_task(

@@ -7,7 +7,10 @@ By default each item is a dict of float32 tensors (T = ``clip_len``, h x w = cro
   the split has them);
 * ``flow_prev`` / ``flow_next`` (T, 2, h, w): per-pixel motion in pixels, channels (x, y), to the
   previous / next frame in clip order, ``grid_sample`` direction, by method ``flow`` (default
-  ``"composed"``, or ``"scaled"``: see :mod:`cpgd_bench.data.flow`), from the MVs inside the clip;
+  ``"composed"``, or ``"scaled"``: see :mod:`cpgd_bench.data.flow`): read from the store's
+  ``flow_blocks`` where it holds them for that method (derived at build time from the MVs of the whole
+  sequence and frame, so near the clip's ends and crop borders they can see more context than the clip),
+  else (or with ``stored_flows=False``) derived from the MVs inside the clip;
 * ``flow_valid`` (T, 2, h, w): 1 where the flow exists (channel 0 prev, 1 next); 0 where the
   bitstream gives none (the method's rules), and at the clip ends (frame 0 has no previous frame in
   the clip, the last frame no next);
@@ -58,6 +61,7 @@ from cpgd_bench.data.errors import DataError
 from cpgd_bench.data.flow import DEFAULT_FLOW, FLOW_METHODS, block_flows, upsample_blocks, upsample_flows
 from cpgd_bench.store import StoreError, open_store
 from cpgd_bench.store.reader import open_array, open_root, read_frames
+from cpgd_bench.store.schema import FLOW_METHOD_ATTR
 from cpgd_bench.tiling import window_starts
 
 INPUTS = ("decoded", "blur")
@@ -74,6 +78,7 @@ class _Sequence:
     width: int
     bit_depth: int
     has_sharp: bool
+    has_flows: bool  # flow_blocks stored with the dataset's flow method
 
 
 def normalize_residual(residual: np.ndarray, bit_depth: int) -> torch.Tensor:
@@ -102,6 +107,7 @@ class CodingPriorDataset(Dataset):
         flow: str = DEFAULT_FLOW,
         prior_resolution: str = "full",
         dtype: str = "float32",
+        stored_flows: bool = True,
     ) -> None:
         opened = open_store(store)  # one-line StoreError: missing store, old format
         self.store_path = opened.path
@@ -127,7 +133,7 @@ class CodingPriorDataset(Dataset):
         self.prior_resolution, self.dtype = prior_resolution, dtype
         self.crop = crop if mode == "train" else None
         self.augment = augment and mode == "train"
-        self.sequences = [self._describe(opened.group(split, name), name) for name in names]
+        self.sequences = [self._describe(opened.group(split, name), name, flow, stored_flows) for name in names]
         for seq in self.sequences:
             where = f"sequence {split}/{seq.name} ({seq.frames} frames, {seq.width}x{seq.height}) in {store}"
             if clip_len > seq.frames:
@@ -146,7 +152,7 @@ class CodingPriorDataset(Dataset):
         self._pid = -1
 
     @staticmethod
-    def _describe(group: zarr.Group, name: str) -> _Sequence:
+    def _describe(group: zarr.Group, name: str, flow: str, stored_flows: bool) -> _Sequence:
         attrs = group.attrs
         return _Sequence(
             name=name,
@@ -155,6 +161,7 @@ class CodingPriorDataset(Dataset):
             width=int(attrs["width"]),
             bit_depth=int(dict(attrs.get("codec", {})).get("bit_depth", 10)),
             has_sharp="sharp" in group,
+            has_flows=stored_flows and attrs.get(FLOW_METHOD_ATTR) == flow and "flow_blocks" in group,
         )
 
     def __len__(self) -> int:
@@ -213,7 +220,12 @@ class CodingPriorDataset(Dataset):
         flips = tuple((torch.rand(3) < 0.5).tolist()) if self.augment else (False, False, False)
         pixels = (slice(t0, t1), slice(y0, y0 + h), slice(x0, x0 + w))
         grid = (slice(t0, t1), slice(None), slice(y0 // 4, -(-(y0 + h) // 4)), slice(x0 // 4, -(-(x0 + w) // 4)))
-        flows, valid = block_flows(self._read(seq.name, "mv", grid), self._read(seq.name, "mv_ref", grid), self.flow)
+        if seq.has_flows:
+            flows = self._read(seq.name, "flow_blocks", (grid[0], slice(None), *grid[1:]))
+            valid = self._read(seq.name, "flow_blocks_valid", grid)
+        else:
+            mv, mv_ref = self._read(seq.name, "mv", grid), self._read(seq.name, "mv_ref", grid)
+            flows, valid = block_flows(mv, mv_ref, self.flow)
         valid[0, 0] = False  # no previous / next frame inside the clip
         valid[-1, 1] = False
         priors = {"flow_prev": flows[:, 0], "flow_next": flows[:, 1], "flow_valid": valid}  # (T, C, h4, w4) views

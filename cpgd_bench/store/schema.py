@@ -41,6 +41,10 @@ SEQUENCE_ATTRS = (
     "frame_names", "codec", "created", "checksums",
 )  # fmt: skip
 
+#: Sequence attribute naming the flow method (``cpgd_bench.motion.FLOW_METHODS``) of the optional
+#: ``flow_blocks`` / ``flow_blocks_valid`` arrays; stores without them derive the flows when read.
+FLOW_METHOD_ATTR = "flow_blocks_method"
+
 #: Root attribute listing the split groups, and split attribute listing the committed sequences: a split or
 #: sequence whose metadata is lost or garbled is then reported, not silently skipped.
 SPLIT_INDEX = "splits"
@@ -104,6 +108,10 @@ def _mv_ref(t: int, h: int, w: int) -> tuple[int, ...]:
     return (t, 2, _ceil(h, 4), _ceil(w, 4))
 
 
+def _flow_blocks(t: int, h: int, w: int) -> tuple[int, ...]:
+    return (t, 2, 2, _ceil(h, 4), _ceil(w, 4))
+
+
 def _per_frame(t: int, h: int, w: int) -> tuple[int, ...]:
     return (t,)
 
@@ -130,6 +138,13 @@ ARRAYS: dict[str, ArraySpec] = {
         ArraySpec("mv_ref", np.dtype("int16"), ("t", "list", "by", "bx"), _mv_ref,
                   (_T, None, PRIOR_TILE // 4, PRIOR_TILE // 4), True,
                   "reference POC minus current POC per block and list; 0 where the list is unused"),
+        ArraySpec("flow_blocks", np.dtype("float32"), ("t", "dir", "xy", "by", "bx"), _flow_blocks,
+                  (_T, None, None, PRIOR_TILE // 4, PRIOR_TILE // 4), False,
+                  "per-block flow in pixels to the previous / next frame (dir 0 / 1), derived from mv and mv_ref "
+                  "over the whole sequence by the method the sequence attribute flow_blocks_method names"),
+        ArraySpec("flow_blocks_valid", np.dtype("bool"), ("t", "dir", "by", "bx"), _mv_ref,
+                  (_T, None, PRIOR_TILE // 4, PRIOR_TILE // 4), False,
+                  "where flow_blocks is defined (same method)"),
         ArraySpec("residual", np.dtype("int16"), ("t", "y", "x"), _luma, (_T, PRIOR_TILE, PRIOR_TILE), True,
                   "decoded luma residual at codec bit depth"),
         ArraySpec("residual_cb", np.dtype("int16"), ("t", "y", "x"), _chroma, (_T, _HALF, _HALF), True,
