@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cpgd_bench.eval import score_predictions
 from cpgd_bench.eval.runner import predict
 from cpgd_bench.eval.sensitivity import protocol_sensitivity
 from cpgd_bench.store import export_h5
@@ -58,6 +59,7 @@ def test_no_bar_off_a_terminal(small_store: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     predict(WindowedIdentity(), small_store, "test", tmp_path / "p.zarr", progress=True)  # captured: not a tty
     export_h5(small_store, tmp_path / "s.h5", progress=True)
+    score_predictions(small_store, small_store, "test", metrics=["psnr"], progress=True, array="decoded")
     assert capsys.readouterr() == ("", "")
 
 

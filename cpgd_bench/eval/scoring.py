@@ -236,4 +236,4 @@ def _progress(items: list[str], enabled: bool, desc: str):
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="seq")
+    return tqdm(items, desc=desc, unit="seq", disable=None)  # None: a bar only when stderr is a terminal
