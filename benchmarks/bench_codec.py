@@ -151,6 +151,12 @@ def run(repeats: int = 11, build_repeats: int = 5) -> dict:
                     lambda: code_and_store(writer, SequenceRef("test", next(names)), sequence, profile, Path(tmp)),
                     build_repeats, inner=1,
                 ).summary()  # fmt: skip
+                out["encode_export_store_without_stored_flows_over_encode"] = _time_pair(
+                    lambda: encode_sequence(frames, profile, Path(tmp), "encode-only"),
+                    lambda: code_and_store(writer, SequenceRef("test", next(names)), sequence, profile, Path(tmp),
+                                           store_flows=False),
+                    build_repeats, inner=1,
+                ).summary()  # fmt: skip
             return out
 
         dump()  # warm the page cache

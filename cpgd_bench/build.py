@@ -115,15 +115,16 @@ def scene_cuts(frames: SequenceFrames) -> list[int]:
 
 def code_and_store(
     writer: StoreWriter, ref: SequenceRef, frames: SequenceFrames, profile: CodecProfile, workdir: Path,
-    threads: int = 0,
+    threads: int = 0, store_flows: bool = True,
 ) -> int:  # fmt: skip
     """Encode ``frames`` with VVenC, decode them with prior export and store everything as ``ref``.
 
     The three steps overlap: the source frames are compressed into the store while VVenC encodes,
     the decoder reads the bitstream as VVenC writes it, and each block of decoded frames and priors
     is stored while the next one decodes. The per-block flows (:data:`~cpgd_bench.motion.DEFAULT_FLOW`)
-    are then derived from the whole sequence's MVs and stored too. Returns the frame count; the sequence
-    appears in the store only once complete.
+    are then derived from the whole sequence's MVs and stored too (unless ``store_flows`` is False: the
+    loader then derives them per item). Returns the frame count; the sequence appears in the store only once
+    complete.
     """
     t, h, w = frames.blur.shape[:3]
     with writer.open_sequence(ref.split, ref.name, t, h, w) as out:
@@ -143,12 +144,13 @@ def code_and_store(
                         vectors[name].append(array)
         for name, array in stream.per_frame().items():
             out.write(name, array)
-        for name, array in stored_flows(np.concatenate(vectors["mv"]), np.concatenate(vectors["mv_ref"])).items():
-            out.write(name, array)
+        if store_flows:
+            for name, array in stored_flows(np.concatenate(vectors["mv"]), np.concatenate(vectors["mv_ref"])).items():
+                out.write(name, array)
         out.write("bitstream", np.fromfile(stream.bitstream, dtype=np.uint8))
         out.commit({
             "fps": frames.fps, "frame_names": list(frames.frame_names), "codec": stream.attrs,
-            "source": dict(frames.attrs), FLOW_METHOD_ATTR: DEFAULT_FLOW,
+            "source": dict(frames.attrs), **({FLOW_METHOD_ATTR: DEFAULT_FLOW} if store_flows else {}),
         })  # fmt: skip
     return t
 
