@@ -32,7 +32,7 @@ from cpgd_bench.codec.records import iter_records
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 from cpgd_bench.store import verify_store
 
-from .codec_clips import require_codec, translating_clip
+from .codec_clips import MUTATIONS, motion_compensation_wins, mutant, require_codec, translating_clip
 
 VELOCITY = (1.25, 0.5)
 
@@ -154,39 +154,9 @@ def test_mvs_match_known_motion(stream):
         assert np.median(err) < 0.5 and np.mean(err < 0.5) > 0.8
 
 
-def _bilinear_block(plane: np.ndarray, x: float, y: float, size: int = 4) -> np.ndarray:
-    h, w = plane.shape
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    ys, xs = np.clip(ys + y, 0, h - 1), np.clip(xs + x, 0, w - 1)
-    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
-    fy, fx = ys - y0, xs - x0
-    return ((1 - fy) * ((1 - fx) * plane[y0, x0] + fx * plane[y0, x1])
-            + fy * ((1 - fx) * plane[y1, x0] + fx * plane[y1, x1]))
-
-
 def test_motion_compensation_beats_zero_motion(stream):
-    """Predict each inter 4x4 luma block from its exported reference and MV; compare with zero motion."""
-    frames = list(run_dump(stream))
-    by_poc = {f.poc: f.planes[0].astype(np.float64) for f in frames}
-    wins = total = 0
-    for f in frames:
-        cur = f.planes[0].astype(np.float64)
-        h4, w4 = f.mv_ref.shape[1:]
-        for y4 in range(h4 - 1):
-            for x4 in range(w4 - 1):
-                d = int(f.mv_ref[0, y4, x4])
-                if d == 0:
-                    continue
-                ref = by_poc[f.poc + d]
-                blk = cur[4 * y4:4 * y4 + 4, 4 * x4:4 * x4 + 4]
-                zero = np.abs(blk - ref[4 * y4:4 * y4 + 4, 4 * x4:4 * x4 + 4]).sum()
-                if zero < 16 * 8:                  # block does not change: nothing to beat
-                    continue
-                mvx, mvy = f.mv[0, y4, x4] / 16.0
-                mc = np.abs(blk - _bilinear_block(ref, 4 * x4 + mvx, 4 * y4 + mvy)).sum()
-                wins += mc < zero
-                total += 1
+    """Predict each inter 4x4 luma block from its exported reference and MV (list 0); compare with zero motion."""
+    wins, total = motion_compensation_wins(list(run_dump(stream)), lists=(0,), still=16 * 8)
     assert total > 200
     assert wins / total >= 0.9, f"MC beat zero motion on {wins}/{total} changing blocks"
 
@@ -257,12 +227,6 @@ def test_asan_build_is_clean(stream, stream_nolf, tmp_path):
         assert proc.returncode == 0 and b"AddressSanitizer" not in proc.stderr, proc.stderr[-2000:]
 
 
-def _nal_units(data: bytes) -> list[bytes]:
-    """An Annex-B stream split before each start code (a 4-byte 00 00 00 01 keeps its leading zero)."""
-    starts = [i - (i > 0 and data[i - 1] == 0) for i in range(len(data) - 2) if data[i : i + 3] == b"\x00\x00\x01"]
-    return [data[a:b] for a, b in zip(starts, [*starts[1:], len(data)], strict=True)]
-
-
 def _nal_type(nal: bytes) -> int:
     return nal[nal.index(b"\x00\x00\x01") + 4] >> 3  # 2-byte header: ..., nal_unit_type (5 bits), tid + 1
 
@@ -271,37 +235,8 @@ PARAMETER_SETS = {14, 15, 16, 17, 18, 19}  # VPS, SPS, PPS, prefix/suffix APS, p
 
 
 def _mutant(rng: random.Random, kind: str, data: bytes) -> bytes:
-    """One deterministic mutation of an Annex-B bitstream."""
-    nals = _nal_units(data)
-    if kind == "flip":  # up to 8 random bytes anywhere
-        out = bytearray(data)
-        for _ in range(rng.randint(1, 8)):
-            out[rng.randrange(len(out))] ^= rng.randint(1, 255)
-        return bytes(out)
-    if kind == "flip-parameter-set":  # one bit inside a parameter set or picture header
-        i = rng.choice([i for i, nal in enumerate(nals) if _nal_type(nal) in PARAMETER_SETS])
-        nal = bytearray(nals[i])
-        nal[rng.randrange(nal.index(b"\x00\x00\x01") + 5, len(nal))] ^= 1 << rng.randrange(8)
-        nals[i] = bytes(nal)
-    elif kind == "delete":
-        at = rng.randrange(len(data))
-        return data[:at] + data[at + rng.randint(1, 300):]
-    elif kind == "truncate":
-        return data[: rng.randrange(1, len(data))]
-    elif kind == "splice":
-        at = rng.randrange(len(data))
-        return data[:at] + rng.randbytes(rng.randint(1, 64)) + data[at:]
-    elif kind == "duplicate-nal":
-        nals.insert(rng.randrange(len(nals) + 1), nals[rng.randrange(len(nals))])
-    elif kind == "drop-nal":
-        del nals[rng.randrange(len(nals))]
-    else:  # swap-nal
-        i, j = rng.randrange(len(nals)), rng.randrange(len(nals))
-        nals[i], nals[j] = nals[j], nals[i]
-    return b"".join(nals)
-
-
-MUTATIONS = ["flip", "flip-parameter-set", "delete", "truncate", "splice", "duplicate-nal", "drop-nal", "swap-nal"]
+    """One deterministic mutation of a VVC Annex-B bitstream (2-byte NAL headers)."""
+    return mutant(rng, kind, data, lambda nal: _nal_type(nal) in PARAMETER_SETS, header=2)
 
 
 def test_tool_message_is_the_tools_own_line():

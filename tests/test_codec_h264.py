@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from cpgd_bench.codec import CodecError, decode_priors, encode, ffmpeg_exe, frame_md5s, load_profile, run_dump
-from cpgd_bench.codec.records import iter_records
 
-from .codec_clips import require_codec, translating_clip
+from .codec_clips import MUTATIONS, motion_compensation_wins, mutant, require_codec, run_mutants, translating_clip
 
 VELOCITY = (1.25, 0.5)
 SIZE = (128, 160)   # whole macroblocks: the coded size is the picture size
@@ -164,40 +163,9 @@ def test_mvs_match_known_motion(stream):
         assert np.median(err) < 0.5 and np.mean(err < 0.5) > 0.8, (lst, np.median(err))
 
 
-def _bilinear_block(plane: np.ndarray, x: float, y: float, size: int = 4) -> np.ndarray:
-    h, w = plane.shape
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    ys, xs = np.clip(ys + y, 0, h - 1), np.clip(xs + x, 0, w - 1)
-    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
-    fy, fx = ys - y0, xs - x0
-    return ((1 - fy) * ((1 - fx) * plane[y0, x0] + fx * plane[y0, x1])
-            + fy * ((1 - fx) * plane[y1, x0] + fx * plane[y1, x1]))
-
-
 def test_motion_compensation_beats_zero_motion(stream):
     """Predict each inter 4x4 luma block from its exported reference and MV (both lists); compare with zero motion."""
-    frames = list(run_dump(stream, codec="h264"))
-    by_poc = {f.poc: f.planes[0].astype(np.float64) for f in frames}
-    wins = total = 0
-    for f in frames:
-        cur = f.planes[0].astype(np.float64)
-        h4, w4 = f.mv_ref.shape[1:]
-        for lst in (0, 1):
-            for y4 in range(h4 - 1):
-                for x4 in range(w4 - 1):
-                    d = int(f.mv_ref[lst, y4, x4])
-                    if d == 0:
-                        continue
-                    ref = by_poc[f.poc + d]
-                    blk = cur[4 * y4:4 * y4 + 4, 4 * x4:4 * x4 + 4]
-                    zero = np.abs(blk - ref[4 * y4:4 * y4 + 4, 4 * x4:4 * x4 + 4]).sum()
-                    if zero < 16 * 8 * 4:              # 10-bit: block does not change, nothing to beat
-                        continue
-                    mvx, mvy = f.mv[lst, y4, x4] / 16.0
-                    mc = np.abs(blk - _bilinear_block(ref, 4 * x4 + mvx, 4 * y4 + mvy)).sum()
-                    wins += mc < zero
-                    total += 1
+    wins, total = motion_compensation_wins(list(run_dump(stream, codec="h264")), lists=(0, 1), still=16 * 8 * 4)
     assert total > 200
     assert wins / total >= 0.9, f"MC beat zero motion on {wins}/{total} changing blocks"
 
@@ -227,44 +195,9 @@ def test_broken_bitstreams_give_one_line_errors(stream, tmp_path, damage):
     assert "\n" not in msg and bad.name in msg
 
 
-def _nal_units(data: bytes) -> list[bytes]:
-    """An Annex-B stream split before each start code (a 4-byte 00 00 00 01 keeps its leading zero)."""
-    starts = [i - (i > 0 and data[i - 1] == 0) for i in range(len(data) - 2) if data[i : i + 3] == b"\x00\x00\x01"]
-    return [data[a:b] for a, b in zip(starts, [*starts[1:], len(data)], strict=True)]
-
-
 def _mutant(rng: random.Random, kind: str, data: bytes) -> bytes:
-    """One deterministic mutation of an H.264 Annex-B bitstream."""
-    nals = _nal_units(data)
-    if kind == "flip":  # up to 8 random bytes anywhere
-        out = bytearray(data)
-        for _ in range(rng.randint(1, 8)):
-            out[rng.randrange(len(out))] ^= rng.randint(1, 255)
-        return bytes(out)
-    if kind == "flip-parameter-set":  # one bit inside an SPS or PPS (nal_unit_type 7, 8)
-        i = rng.choice([i for i, nal in enumerate(nals) if nal[nal.index(b"\x00\x00\x01") + 3] & 0x1F in (7, 8)])
-        nal = bytearray(nals[i])
-        nal[rng.randrange(nal.index(b"\x00\x00\x01") + 4, len(nal))] ^= 1 << rng.randrange(8)
-        nals[i] = bytes(nal)
-    elif kind == "delete":
-        at = rng.randrange(len(data))
-        return data[:at] + data[at + rng.randint(1, 300):]
-    elif kind == "truncate":
-        return data[: rng.randrange(1, len(data))]
-    elif kind == "splice":
-        at = rng.randrange(len(data))
-        return data[:at] + rng.randbytes(rng.randint(1, 64)) + data[at:]
-    elif kind == "duplicate-nal":
-        nals.insert(rng.randrange(len(nals) + 1), nals[rng.randrange(len(nals))])
-    elif kind == "drop-nal":
-        del nals[rng.randrange(len(nals))]
-    else:  # swap-nal
-        i, j = rng.randrange(len(nals)), rng.randrange(len(nals))
-        nals[i], nals[j] = nals[j], nals[i]
-    return b"".join(nals)
-
-
-MUTATIONS = ["flip", "flip-parameter-set", "delete", "truncate", "splice", "duplicate-nal", "drop-nal", "swap-nal"]
+    """One deterministic mutation of an H.264 Annex-B bitstream (SPS/PPS are NAL types 7, 8; 1-byte headers)."""
+    return mutant(rng, kind, data, lambda nal: nal[nal.index(b"\x00\x00\x01") + 3] & 0x1F in (7, 8), header=1)
 
 
 def test_asan_dump_tool_on_mutated_h264_bitstreams(stream, stream_nolf, tmp_path, monkeypatch):
@@ -272,23 +205,6 @@ def test_asan_dump_tool_on_mutated_h264_bitstreams(stream, stream_nolf, tmp_path
     (2-4) with its one-line message; never a sanitizer report (exit 86), a signal or a hang."""
     tool = require_codec("asan")
     monkeypatch.setenv("ASAN_OPTIONS", "exitcode=86:detect_leaks=1")
-    rng = random.Random(264)
-    sources = [stream.read_bytes(), stream_nolf.read_bytes()]
-    clean = {kind: 0 for kind in MUTATIONS}
-    for i in range(80):
-        kind = MUTATIONS[i % len(MUTATIONS)]
-        path = tmp_path / f"m{i:03d}-{kind}.264"
-        path.write_bytes(_mutant(rng, kind, sources[i % 2]))
-        args = [["--threads", "1"], ["--threads", "2", "--prediction"], ["--threads", "0"]][i % 3]
-        done = subprocess.run([str(tool), "--codec", "h264", *args, "-o", str(tmp_path / "out.bin"), str(path)],
-                              capture_output=True, timeout=120)  # fmt: skip
-        err = done.stderr.decode(errors="replace")
-        assert 0 <= done.returncode <= 4 and "Sanitizer" not in err, f"{path.name}: rc {done.returncode}\n{err[-3000:]}"
-        if done.returncode == 0:
-            with open(tmp_path / "out.bin", "rb") as f:
-                assert list(iter_records(f)), f"{path.name}: clean exit without frames"
-            clean[kind] += 1
-        else:
-            # the tool's own line (decoder threads may log onto the same line: "[h264 @ 0x...] prior-dump: ...")
-            assert f"prior-dump: {path}: " in err, err
+    clean = run_mutants(tool, "h264", [stream.read_bytes(), stream_nolf.read_bytes()], 80, 264, MUTATIONS, _mutant,
+                        tmp_path)
     assert sum(clean.values()) < 80, clean   # the mutants do damage
