@@ -153,3 +153,21 @@ def run_mutants(tool: Path, codec: str, sources: list[bytes], count: int, seed: 
             # FFmpeg's frame threads may log onto or between the tool's line: look for it anywhere
             assert f"prior-dump: {path}: " in err, err
     return clean
+
+
+def assert_prediction_plus_residual(frames: list) -> None:
+    """With loop filters off, every decoded sample where a residual was added (``--prediction``) equals
+    clip(prediction + residual), no residual is left where none was added, and at least 5 % of samples are coded."""
+    coded = 0
+    for f in frames:
+        top = (1 << f.bit_depth) - 1
+        for c in range(3):
+            dec = f.planes[c].astype(np.int32)
+            h, w = dec.shape
+            res = f.residual[c][:h, :w].astype(np.int32)
+            pred = f.prediction[c][:h, :w].astype(np.int32)
+            has = pred != 0xFFFF
+            assert np.array_equal(dec[has], np.clip(pred[has] + res[has], 0, top)), (f.poc, c)
+            assert not res[~has].any()           # no residual where none was added (pooled buffers cleared)
+            coded += int(has.sum())
+    assert coded > 0.05 * sum(p.size for f in frames for p in f.planes)

@@ -12,7 +12,15 @@ import pytest
 
 from cpgd_bench.codec import CodecError, decode_priors, encode, ffmpeg_exe, frame_md5s, load_profile, run_dump
 
-from .codec_clips import MUTATIONS, motion_compensation_wins, mutant, require_codec, run_mutants, translating_clip
+from .codec_clips import (
+    MUTATIONS,
+    assert_prediction_plus_residual,
+    motion_compensation_wins,
+    mutant,
+    require_codec,
+    run_mutants,
+    translating_clip,
+)
 
 VELOCITY = (1.25, 0.5)
 SIZE = (128, 160)   # whole macroblocks: the coded size is the picture size
@@ -77,33 +85,17 @@ def test_pixels_identical_to_unpatched_build_and_ffmpeg9(stream):
             assert frame_md5s(stream, threads=threads, export=export, codec="h264") == ref, (threads, export)
 
 
-def _assert_prediction_plus_residual(frames: list) -> None:
-    coded = 0
-    for f in frames:
-        top = (1 << f.bit_depth) - 1
-        for c in range(3):
-            dec = f.planes[c].astype(np.int32)
-            h, w = dec.shape
-            res = f.residual[c][:h, :w].astype(np.int32)
-            pred = f.prediction[c][:h, :w].astype(np.int32)
-            has = pred != 0xFFFF
-            assert np.array_equal(dec[has], np.clip(pred[has] + res[has], 0, top)), (f.poc, c)
-            assert not res[~has].any()           # no residual where none was added
-            coded += int(has.sum())
-    assert coded > 0.05 * sum(p.size for f in frames for p in f.planes)
-
-
 def test_decoded_equals_prediction_plus_residual_without_deblocking(stream_nolf):
     frames = list(run_dump(stream_nolf, prediction=True, threads=0, codec="h264"))
     assert len(frames) == 12 and frames[0].bit_depth == 10
     assert {f.slice_type for f in frames} == {0, 1, 2}
-    _assert_prediction_plus_residual(frames)
+    assert_prediction_plus_residual(frames)
 
 
 def test_decoded_equals_prediction_plus_residual_on_other_coding_tools(extra_stream):
     frames = list(run_dump(extra_stream, prediction=True, threads=1, codec="h264"))
     assert len(frames) == 12
-    _assert_prediction_plus_residual(frames)
+    assert_prediction_plus_residual(frames)
 
 
 def _prior_arrays(f) -> list[np.ndarray]:

@@ -13,7 +13,14 @@ import pytest
 
 from cpgd_bench.codec import CodecError, decode_priors, encode, ffmpeg_exe, frame_md5s, load_profile, run_dump
 
-from .codec_clips import motion_compensation_wins, mutant, require_codec, run_mutants, translating_clip
+from .codec_clips import (
+    assert_prediction_plus_residual,
+    motion_compensation_wins,
+    mutant,
+    require_codec,
+    run_mutants,
+    translating_clip,
+)
 
 VELOCITY = (1.25, 0.5)
 SIZE = (128, 160)   # whole 8x8 minimum coding blocks: the coded size is the picture size
@@ -115,33 +122,17 @@ def test_pixels_identical_to_unpatched_build_and_ffmpeg9(stream, extra_stream):
                 assert frame_md5s(s, threads=threads, export=export, codec="hevc") == ref, (s.name, threads, export)
 
 
-def _assert_prediction_plus_residual(frames: list) -> None:
-    coded = 0
-    for f in frames:
-        top = (1 << f.bit_depth) - 1
-        for c in range(3):
-            dec = f.planes[c].astype(np.int32)
-            h, w = dec.shape
-            res = f.residual[c][:h, :w].astype(np.int32)
-            pred = f.prediction[c][:h, :w].astype(np.int32)
-            has = pred != 0xFFFF
-            assert np.array_equal(dec[has], np.clip(pred[has] + res[has], 0, top)), (f.poc, c)
-            assert not res[~has].any()           # no residual where none was added (pooled buffers cleared)
-            coded += int(has.sum())
-    assert coded > 0.05 * sum(p.size for f in frames for p in f.planes)
-
-
 def test_decoded_equals_prediction_plus_residual_without_loop_filters(stream_nolf):
     frames = list(run_dump(stream_nolf, prediction=True, threads=0, codec="hevc"))
     assert len(frames) == NOLF_FRAMES and frames[0].bit_depth == 10
     assert {0, 2} <= {f.slice_type for f in frames}
-    _assert_prediction_plus_residual(frames)
+    assert_prediction_plus_residual(frames)
 
 
 def test_decoded_equals_prediction_plus_residual_on_other_coding_tools(extra_stream):
     frames = list(run_dump(extra_stream, prediction=True, threads=1, codec="hevc"))
     assert len(frames) == FRAMES
-    _assert_prediction_plus_residual(frames)
+    assert_prediction_plus_residual(frames)
 
 
 def test_loop_filters_break_the_identity(stream):
