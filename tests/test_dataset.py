@@ -14,11 +14,11 @@ from torch.utils.data import DataLoader
 
 from cpgd_bench.data import CodingPriorDataset, backward_warp, expand_item, normalize_residual, upsample_flow_tensor
 from cpgd_bench.data import augment as aug
-from cpgd_bench.data.chunks import ChunkReadError, ShardReader
 from cpgd_bench.data.errors import DataError
 from cpgd_bench.data.flow import FLOW_METHODS, upsample_flows
 from cpgd_bench.store import FORMAT_VERSION, StoreError, StoreWriter
 from cpgd_bench.store.reader import open_array, open_root
+from cpgd_bench.store.shard_reader import ChunkReadError, ShardReader
 
 from .test_store_util import random_sequence, sequence_attrs
 

@@ -35,7 +35,7 @@ temporal reversal applied to pixels and priors alike. ``mode="test"``: determini
 in sliding windows (``stride`` frames apart, default ``clip_len``; the last window ends on the
 last frame), no augmentation. The store is opened lazily in each process (DataLoader workers).
 
-Reads are checked: the direct shard reader (:mod:`cpgd_bench.data.chunks`) verifies every CRC, and
+Reads are checked: the direct shard reader (:mod:`cpgd_bench.store.shard_reader`) verifies every CRC, and
 whatever it cannot read is read again through Zarr (:func:`cpgd_bench.store.reader.read_frames`), so
 a lost chunk file or a corrupt chunk raises a one-line StoreError naming the store, array and frames,
 never zeros.
@@ -56,12 +56,12 @@ import zarr
 from torch.utils.data import Dataset
 
 from cpgd_bench.data import augment as aug
-from cpgd_bench.data.chunks import ChunkReadError, ShardReader
 from cpgd_bench.data.errors import DataError
 from cpgd_bench.data.flow import DEFAULT_FLOW, FLOW_METHODS, block_flows, upsample_blocks, upsample_flows
 from cpgd_bench.store import StoreError, open_store
 from cpgd_bench.store.reader import open_array, open_root, read_frames
 from cpgd_bench.store.schema import FLOW_METHOD_ATTR
+from cpgd_bench.store.shard_reader import ChunkReadError, ShardReader
 from cpgd_bench.tiling import window_starts
 
 INPUTS = ("decoded", "blur")
