@@ -54,8 +54,9 @@ def _box(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fill(flows: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Invalid blocks of ``flows`` (T, 2, h4, w4) take the mean of the ``valid`` ones within FILL_RADIUS.
+def _fill(flows: np.ndarray, valid: np.ndarray, median: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Invalid blocks of ``flows`` (T, 2, h4, w4) take the mean (``median``: the per-component median) of the
+    ``valid`` ones within FILL_RADIUS.
 
     Returns the filled flows and where they are defined (valid, or a valid block within reach).
     """
@@ -65,8 +66,28 @@ def _fill(flows: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     stacked[:, 2] = valid
     sums = _box(stacked)
     den = sums[:, 2:]
+    near = den[:, 0] > 0
+    if median:
+        return _median_fill(flows, valid, near & ~valid), near
     mean = np.divide(sums[:, :2], den, out=np.zeros_like(sums[:, :2]), where=den > 0)
-    return np.where(valid[:, None], flows, mean), den[:, 0] > 0
+    return np.where(valid[:, None], flows, mean), near
+
+
+def _median_fill(flows: np.ndarray, valid: np.ndarray, todo: np.ndarray) -> np.ndarray:
+    """``flows`` with the blocks ``todo`` set to the per-component median of the valid blocks within FILL_RADIUS."""
+    r = FILL_RADIUS
+    t, y, x = np.nonzero(todo)
+    padded = np.pad(np.where(valid[:, None], flows, np.nan), [(0, 0), (0, 0), (r, r), (r, r)], constant_values=np.nan)
+    window = np.stack(
+        [padded[t, :, y + dy, x + dx] for dy in range(2 * r + 1) for dx in range(2 * r + 1)], -1
+    )  # (n, 2, (2r + 1)^2)
+    window.sort(-1)  # NaN (invalid) last
+    m = np.isfinite(window[:, :1]).sum(-1, keepdims=True)  # (n, 1, 1): valid per block, same for x and y
+    low = np.take_along_axis(window, (m - 1) // 2, -1)
+    high = np.take_along_axis(window, m // 2, -1)
+    out = flows.copy()
+    out[t, :, y, x] = ((low + high) / 2)[..., 0]
+    return out
 
 
 def _linked(ref: np.ndarray) -> np.ndarray:
@@ -120,7 +141,7 @@ def _with_neighbour(grid: _Grid, s: int) -> slice:
 
 
 def _velocity(vb: np.ndarray, rb: np.ndarray, grid: _Grid, flat: np.ndarray, s: int) -> tuple:
-    """Rule 4 at blocks ``flat``: each used list of t (then of t + s, same block) gives ``vec * s / d``;
+    """Rule 5 at blocks ``flat``: each used list of t (then of t + s, same block) gives ``vec * s / d``;
     cost |d|, +1 where d points away from the other frame; the cheapest are averaged. Returns (n, 2), ok (n,)."""
     lists = rb.shape[1]
     inside = _inside(grid, flat, s)
@@ -207,6 +228,19 @@ def _common(
     return blocks, sums[found] / counts[found, None]
 
 
+def _project(sums: np.ndarray, counts: np.ndarray, vec: np.ndarray, have: np.ndarray, grid: _Grid, s: int) -> None:
+    """Rule 4, in place: the blocks of t = u - s with ``counts`` 0 take the flows ``vec`` (N, 2) from u to t of
+    the blocks of u with ``have`` > 0 (``vec`` sums over ``have`` candidates) that land on them, negated."""
+    j = np.flatnonzero(have)
+    j = j[_inside(grid, j, -s)]
+    v = vec[j] / have[j, None]
+    at = _land(grid, j, v, -s)
+    empty = counts[at] == 0
+    at, v = at[empty], v[empty]
+    np.subtract.at(sums, at, v)
+    np.add.at(counts, at, 1)
+
+
 def _composed(mv: np.ndarray, mv_ref: np.ndarray, v1: bool = False) -> tuple[np.ndarray, np.ndarray]:
     t_len, lists, h4, w4 = mv_ref.shape
     shape, n = (t_len, h4, w4), t_len * h4 * w4
@@ -217,12 +251,12 @@ def _composed(mv: np.ndarray, mv_ref: np.ndarray, v1: bool = False) -> tuple[np.
     used = functools.reduce(np.logical_or, (r != 0 for r in rb.T))
     if not v1:
         chain_sums, chain_counts = _chains(vb, rb, grid)
-    flows, valid = [], []
+    stages = []  # per direction: rules 1-3 sums and counts, rule 5's flows and validity, rules 2-3 alone
     for k, s in enumerate((-1, 1)):
         sums, counts = _direct(vb, rb, grid, s)
         hit = counts > 0
         exact = sums / np.maximum(counts, 1)[:, None]
-        miss = np.flatnonzero(~hit)  # rule 4 candidates, also the first placement for rule 2
+        miss = np.flatnonzero(~hit)  # rule 5 candidates, also the first placement for rule 2
         velocity, velocity_ok = np.zeros((n, 2), np.float32), np.zeros(n, bool)
         velocity[miss], velocity_ok[miss] = _velocity(vb, rb, grid, miss, s)
         placed = np.where(hit[:, None], exact, velocity)
@@ -233,18 +267,28 @@ def _composed(mv: np.ndarray, mv_ref: np.ndarray, v1: bool = False) -> tuple[np.
         weight = np.where(hit[at], COMPOSED_WEIGHT, np.float32(1))
         sums[at] += common * weight[:, None]
         counts[at] += weight
+        composed: tuple = ()
         if not v1:
             weight = np.where(hit, COMPOSED_WEIGHT, np.float32(1))
             sums += chain_sums[k] * weight[:, None]
             counts += chain_counts[k] * weight
+            composed = (chain_sums[k].copy(), chain_counts[k].copy())
+            composed[0][at] += common
+            composed[1][at] += 1
+        stages.append((sums, counts, velocity, velocity_ok, *composed))
+    flows, valid = [], []
+    for k, s in enumerate((-1, 1)):
+        sums, counts, velocity, velocity_ok = stages[k][:4]
+        if not v1:  # rule 4 where rules 1-3 found nothing: u's compositions toward t, projected onto t
+            _project(sums, counts, *stages[1 - k][4:], grid, s)
         hit = counts > 0
         exact = sums / np.where(hit, counts, 1)[:, None]
         grid_hit, velocity_ok = hit.reshape(shape), velocity_ok.reshape(shape)
-        exact, near = _fill(exact.reshape(*shape, 2).transpose(0, 3, 1, 2), grid_hit)
+        exact, near = _fill(exact.reshape(*shape, 2).transpose(0, 3, 1, 2), grid_hit, median=not v1)
         flow = np.where(near[:, None], exact, velocity.reshape(*shape, 2).transpose(0, 3, 1, 2))
         ok = grid_hit | (~near & velocity_ok)
         if not (ok | near).all():
-            flow = np.where(ok[:, None] | near[:, None], flow, _fill(flow, ok)[0])
+            flow = np.where(ok[:, None] | near[:, None], flow, _fill(flow, ok, median=not v1)[0])
         ok &= linked[:, k, None, None]
         flows.append(np.where(linked[:, k, None, None, None], flow, 0.0))
         valid.append(ok)

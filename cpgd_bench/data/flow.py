@@ -28,34 +28,46 @@ choices (measured on real footage: 0.83 -> 0.91 of DIS's gain on carphone):
    projection);
 2. common reference: t and u both predict from the same frame r (r != t, u), so
    F(t->u)(p) = F(t->r)(p) - F(u->r)(q), with q the block of u that a first estimate places p on
-   (rule 1 where it has a candidate, else rule 4's constant velocity), re-read once at the block the
+   (rule 1 where it has a candidate, else rule 5's constant velocity), re-read once at the block the
    rule-2 estimate places p on (blocks without a rule-1 candidate); the matching pairs of lists are
    averaged into one candidate;
 3. chain: t predicts from r = t + d (r != u, inside the run) and the block of r that t's MV lands on
    predicts from u, so F(t->u)(p) = mv/16 + mv_r/16 (each such pair of lists is a candidate);
-4. constant velocity (only blocks with no candidate of rules 1-3 within ``FILL_RADIUS`` blocks):
+4. projected compositions (only blocks with no candidate of rules 1-3): the blocks of u whose rules
+   2-3 give a flow F(u->t) (their mean) are moved to the block of t they land on, which takes
+   ``-F(u->t)`` (the mean over the blocks landing there) -- what rule 1 does with u's direct MVs;
+   measured on real footage: +0.002 to +0.024 of DIS's gain;
+5. constant velocity (only blocks with no candidate of rules 1-4 within ``FILL_RADIUS`` blocks):
    each used list of t gives ``mv * s / d``, each used list of u (same block) ``-mv' * (-s) / d'``, at
    cost |d| (+1 when d points away from the other frame); the lowest-cost candidates are averaged;
-5. blocks without a candidate but within ``FILL_RADIUS`` blocks of blocks with one take their mean
-   (measured on real footage: better than rule 4); validity 0 unless rule 4 applies. A block that
-   has nothing takes the mean of valid blocks within ``FILL_RADIUS`` (else 0), validity 0;
-6. link check: when fewer than ``MIN_LINK`` of the blocks of t and t + 1 predict across the boundary
+6. blocks without a candidate but within ``FILL_RADIUS`` blocks of blocks with one take their
+   per-component median (measured on real footage: better than rule 5, and than the mean by up to
+   0.006 of DIS's gain); validity 0 unless rule 5 applies. A block that has nothing takes the median
+   of valid blocks within ``FILL_RADIUS`` (else 0), validity 0;
+7. link check: when fewer than ``MIN_LINK`` of the blocks of t and t + 1 predict across the boundary
    between them (t from a later frame, t + 1 from an earlier one), the bitstream does not connect the
    two frames (a scene cut the encoder coded as intra, or the pair after an IDR picture: the frames
    after it in display order are the next IDR's leading pictures, which cannot reference it): both
    flows across that boundary are 0 and invalid;
-7. valid = a candidate of rules 1-3, or a rule-4 flow, on a linked boundary; block flows are
+8. valid = a candidate of rules 1-4, or a rule-5 flow, on a linked boundary; block flows are
    upsampled bilinearly between block centres (edge blocks extended), validity nearest-neighbour.
 
-``"composed-v1"`` (the previous default, kept for comparison) is ``"composed"`` without rule 3 and
-with rule 2 only at blocks without a rule-1 candidate; its upsampling is the same.
+``"composed-v1"`` (the previous default, kept for comparison) is ``"composed"`` without rules 3 and 4,
+with rule 2 only at blocks without a rule-1 candidate and the mean instead of the median in rule 6;
+its upsampling is the same.
 
 Measured and not kept (no gain or worse on the real clips): median filtering of block flows (3x3,
 5x5), nearest-neighbour instead of bilinear upsampling, filling from the neighbour closest to the
 block's own constant-velocity estimate, reading u's MVs at the estimated position (gather) for
 blocks without a rule-1 candidate, a larger fill radius, the opposite direction's flow negated for
 blocks without a candidate, and extrapolating it across unlinked IDR boundaries (a duplicated frame
-there got 2.2 grey levels worse than zero motion).
+there got 2.2 grey levels worse than zero motion). Measured for issue 15 on the real clips, not kept
+(within +-0.003 of DIS's gain or worse on bikes): rule 4 at every block, or at weight 0.5 (carphone
++0.03, bikes -0.006 to -0.012); weighting candidates by the residual energy of their blocks
+(1 / (1 + (E / E0)^2), E0 = 4, 10, 25); splitting a projected block over the (up to) four blocks it
+overlaps (bilinear weights); projected rule-1 candidates at weight 0.5 or 2; filling with the
+neighbour of least or largest motion (-0.007 to -0.016), or at radius 1, 3 or 4; repeated fills
+instead of rule 5; ``COMPOSED_WEIGHT`` 0.35 or 0.7; ``MIN_LINK`` 0.02.
 Earlier, for ``"composed-v1"``: residual-based unreliability marks, smoothing, multi-step chaining
 through computed flows, averaging both lists of symmetric bi-predicted blocks, bilinear projection.
 
