@@ -69,6 +69,7 @@ def run() -> dict:
         coded = extract_priors(frames, load_profile(), workdir=tmp_path, name="bench")
         store = tmp_path / "bench.zarr"
         arrays = coded.arrays()
+        stored_flows(arrays["mv"][:2], arrays["mv_ref"][:2])  # load (or compile) the flow loops first
         start = time.process_time()
         stored_flows(arrays["mv"], arrays["mv_ref"])
         build_s = time.process_time() - start

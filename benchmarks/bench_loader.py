@@ -45,7 +45,7 @@ from benchmarks.bench_codec import _clip
 from cpgd_bench.build import stored_flows
 from cpgd_bench.codec import extract_priors, load_profile
 from cpgd_bench.data import CodingPriorDataset
-from cpgd_bench.motion import DEFAULT_FLOW
+from cpgd_bench.motion import DEFAULT_FLOW, flow_tag
 from cpgd_bench.store import StoreWriter
 from cpgd_bench.store.schema import FLOW_METHOD_ATTR
 
@@ -97,7 +97,7 @@ def _size(path: Path) -> float:
 def _write(store: Path, arrays: dict[str, np.ndarray], codec: dict) -> None:
     """One 24-frame sequence ``train/seq`` with the block flows a build stores (``stored_flows``)."""
     attrs = {"fps": 30.0, "frame_names": [f"{i:05d}" for i in range(24)], "codec": codec}
-    attrs[FLOW_METHOD_ATTR] = DEFAULT_FLOW
+    attrs[FLOW_METHOD_ATTR] = flow_tag(DEFAULT_FLOW)
     arrays = {**arrays, **stored_flows(arrays["mv"], arrays["mv_ref"])}
     with StoreWriter(store, "bench") as writer:
         writer.write_sequence("train", "seq", arrays, attrs)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from cpgd_bench.codec import CodecError, CodecProfile, coded_stream, load_profile
 from cpgd_bench.errors import CpgdBenchError
-from cpgd_bench.motion import DEFAULT_FLOW, block_flows
+from cpgd_bench.motion import DEFAULT_FLOW, block_flows, flow_tag
 from cpgd_bench.sources import SourceError
 from cpgd_bench.sources.base import SequenceFrames, SequenceRef, Source
 from cpgd_bench.sources.realclips import frame_events
@@ -150,7 +150,7 @@ def code_and_store(
         out.write("bitstream", np.fromfile(stream.bitstream, dtype=np.uint8))
         out.commit({
             "fps": frames.fps, "frame_names": list(frames.frame_names), "codec": stream.attrs,
-            "source": dict(frames.attrs), **({FLOW_METHOD_ATTR: DEFAULT_FLOW} if store_flows else {}),
+            "source": dict(frames.attrs), **({FLOW_METHOD_ATTR: flow_tag(DEFAULT_FLOW)} if store_flows else {}),
         })  # fmt: skip
     return t
 

@@ -1,29 +1,51 @@
-"""The numpy core of :mod:`cpgd_bench.data.flow`: motion vectors -> per-4x4-block flows and validity.
+"""The compiled core of :mod:`cpgd_bench.data.flow`: motion vectors -> per-4x4-block flows and validity.
 
-A bottom module (numpy only) so that the build (below ``cpgd_bench.data`` in the layers) can store the
-flows with each sequence; the methods and their rules are documented in :mod:`cpgd_bench.data.flow`,
-which re-exports :func:`block_flows` and the constants.
+A bottom module (numpy and numba only) so that the build (below ``cpgd_bench.data`` in the layers) can store
+the flows with each sequence; the methods and their rules are documented in :mod:`cpgd_bench.data.flow`,
+which re-exports :func:`block_flows` and the constants. The ``composed`` rules run as numba loops over the
+blocks (compiled on first use and cached on disk, ``cache=True``); their float arithmetic follows the
+numpy formulation they replaced step by step (float32 sums, float64 where numpy promoted), so the flows
+are bit-identical to it (tests/test_motion.py pins them). Blocks are numbered block-major: block (t, y, x)
+is ``(t * h4 + y) * w4 + x``; ``rb`` (N, L) holds the reference distances and ``vb`` (N, L, 2) the MVs in
+pixels of the N blocks and L lists.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import NamedTuple
-
 import numpy as np
+from numba import njit
 
 MV_UNIT = 16  # motion vectors are stored in 1/16 pel
 FLOW_METHODS = ("composed", "composed-v1", "scaled")
 DEFAULT_FLOW = "composed"
+#: Bumped whenever a method's output changes: flows stored by a build name the method and its revision, and the
+#: loader uses them only when both match (tests/test_motion.py fails on a changed output without a bump).
+FLOW_REVISIONS = {"composed": 2, "composed-v1": 1, "scaled": 1}  # composed 2: rules 4 and 6 (median fill)
 MIN_LINK = 0.05  # fraction of blocks of two adjacent frames predicting across their boundary
 FILL_RADIUS = 2  # blocks
 COMPOSED_WEIGHT = 0.5  # weight of rule 2-3 candidates beside rule-1 ones
+_QUARTER = np.float32(0.25)  # pixels -> 4x4 blocks
 
 
 def check_method(method: str) -> None:
     """Raise ValueError unless ``method`` is one of :data:`FLOW_METHODS`."""
     if method not in FLOW_METHODS:
         raise ValueError(f"flow must be one of {FLOW_METHODS}, got {method!r}")
+
+
+def flow_tag(method: str) -> str:
+    """``method@revision``: what a store records beside the flows it holds (:data:`FLOW_REVISIONS`)."""
+    check_method(method)
+    return f"{method}@{FLOW_REVISIONS[method]}"
+
+
+def flows_are_current(tag: object, method: str) -> bool:
+    """Whether flows a store recorded as ``tag`` (its ``flow_blocks_method`` attribute) are what ``method`` gives
+    today: :func:`flow_tag`'s ``method@revision``; a bare method name (stores built before revisions) is revision 1."""
+    if not isinstance(tag, str):
+        return False
+    name, _, revision = tag.partition("@")
+    return name == method and (revision or "1") == str(FLOW_REVISIONS[method])
 
 
 def _scaled(mv: np.ndarray, mv_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,258 +63,357 @@ def _scaled(mv: np.ndarray, mv_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.stack(flows, 1), np.stack(valid, 1)
 
 
-def _box(x: np.ndarray) -> np.ndarray:
-    """Sums over (2 FILL_RADIUS + 1)^2 windows of the last two axes (zeros outside)."""
-    r, (h, w) = FILL_RADIUS, x.shape[-2:]
-    p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)])
-    rows = p[..., :h, :].copy()
-    for i in range(1, 2 * r + 1):
-        rows += p[..., i : i + h, :]
-    out = rows[..., :w].copy()
-    for i in range(1, 2 * r + 1):
-        out += rows[..., i : i + w]
-    return out
+@njit(cache=True)
+def _land(f, y, x, vx, vy, d, h4, w4):
+    """Flat index of the block of frame f + d that block (f, y, x) moved by (vx, vy) pixels lands on (rounded
+    half to even, clamped to the frame)."""
+    qy = min(max(np.rint(np.float32(y) + vy * _QUARTER), np.float32(0)), np.float32(h4 - 1))
+    qx = min(max(np.rint(np.float32(x) + vx * _QUARTER), np.float32(0)), np.float32(w4 - 1))
+    return ((f + d) * h4 + int(qy)) * w4 + int(qx)
 
 
-def _fill(flows: np.ndarray, valid: np.ndarray, median: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Invalid blocks of ``flows`` (T, 2, h4, w4) take the mean (``median``: the per-component median) of the
-    ``valid`` ones within FILL_RADIUS.
-
-    Returns the filled flows and where they are defined (valid, or a valid block within reach).
-    """
-    t_len, _, h4, w4 = flows.shape
-    stacked = np.empty((t_len, 3, h4, w4), np.float32)
-    np.multiply(flows, valid[:, None], out=stacked[:, :2])
-    stacked[:, 2] = valid
-    sums = _box(stacked)
-    den = sums[:, 2:]
-    near = den[:, 0] > 0
-    if median:
-        return _median_fill(flows, valid, near & ~valid), near
-    mean = np.divide(sums[:, :2], den, out=np.zeros_like(sums[:, :2]), where=den > 0)
-    return np.where(valid[:, None], flows, mean), near
-
-
-def _median_fill(flows: np.ndarray, valid: np.ndarray, todo: np.ndarray) -> np.ndarray:
-    """``flows`` with the blocks ``todo`` set to the per-component median of the valid blocks within FILL_RADIUS."""
-    r = FILL_RADIUS
-    t, y, x = np.nonzero(todo)
-    padded = np.pad(np.where(valid[:, None], flows, np.nan), [(0, 0), (0, 0), (r, r), (r, r)], constant_values=np.nan)
-    window = np.stack(
-        [padded[t, :, y + dy, x + dx] for dy in range(2 * r + 1) for dx in range(2 * r + 1)], -1
-    )  # (n, 2, (2r + 1)^2)
-    window.sort(-1)  # NaN (invalid) last
-    m = np.isfinite(window[:, :1]).sum(-1, keepdims=True)  # (n, 1, 1): valid per block, same for x and y
-    low = np.take_along_axis(window, (m - 1) // 2, -1)
-    high = np.take_along_axis(window, m // 2, -1)
-    out = flows.copy()
-    out[t, :, y, x] = ((low + high) / 2)[..., 0]
-    return out
-
-
-def _linked(ref: np.ndarray) -> np.ndarray:
-    """bool (T, 2): whether the bitstream links frame t to t - 1 / t + 1 (see MIN_LINK); False outside the run."""
-    t_len = len(ref)
-    linked = np.zeros((t_len, 2), bool)
-    if t_len > 1:
-        across = (ref[:-1] > 0).any(1).mean((1, 2)) + (ref[1:] < 0).any(1).mean((1, 2))
-        linked[1:, 0] = linked[:-1, 1] = across / 2 >= MIN_LINK
+@njit(cache=True)
+def _linked(ref):
+    """Rule 7, bool (T, 2): whether the bitstream links frame t to t - 1 / t + 1; False outside the run."""
+    t_len, lists, h4, w4 = ref.shape
+    linked = np.zeros((t_len, 2), np.bool_)
+    for t in range(t_len - 1):
+        later, earlier = 0, 0  # blocks of t predicting from a later frame, of t + 1 from an earlier one
+        for y in range(h4):
+            for x in range(w4):
+                fwd, bwd = False, False
+                for lst in range(lists):
+                    fwd = fwd or ref[t, lst, y, x] > 0
+                    bwd = bwd or ref[t + 1, lst, y, x] < 0
+                later += fwd
+                earlier += bwd
+        linked[t + 1, 0] = linked[t, 1] = (later / (h4 * w4) + earlier / (h4 * w4)) / 2 >= MIN_LINK
     return linked
 
 
-class _Grid(NamedTuple):
-    """Frame, row and column of every block of a run, block-major: block (t, y, x) is (t * h4 + y) * w4 + x."""
-
-    shape: tuple[int, int, int]
-    frame: np.ndarray
-    row: np.ndarray
-    col: np.ndarray
-
-
-@functools.lru_cache(maxsize=8)
-def _grid(shape: tuple[int, int, int]) -> _Grid:
-    t_len, h4, w4 = shape
-    frame, row, col = (a.reshape(-1) for a in np.indices(shape, np.int32))
-    row, col = row.astype(np.float32), col.astype(np.float32)  # float32 sums with float32 MVs
-    for a in (frame, row, col):
-        a.flags.writeable = False
-    return _Grid(shape, frame, row, col)
-
-
-def _land(grid: _Grid, flat: np.ndarray | slice, v: np.ndarray, d: np.ndarray | int) -> np.ndarray:
-    """Flat index of the block of frame f + ``d`` that blocks ``flat`` (of frames f) moved by ``v`` (n, 2)
-    pixels land on (rounded, clamped to the frame)."""
-    _, h4, w4 = grid.shape
-    qy = np.clip(np.rint(grid.row[flat] + v[:, 1] * np.float32(0.25)), 0, h4 - 1).astype(np.intp)
-    qx = np.clip(np.rint(grid.col[flat] + v[:, 0] * np.float32(0.25)), 0, w4 - 1).astype(np.intp)
-    return ((grid.frame[flat] + d) * h4 + qy) * w4 + qx
-
-
-def _inside(grid: _Grid, flat: np.ndarray, d: np.ndarray | int) -> np.ndarray:
-    """Whether frame f + ``d`` of blocks ``flat`` (of frames f) is inside the run."""
-    u = grid.frame[flat] + d
-    return (u >= 0) & (u < grid.shape[0])
-
-
-def _with_neighbour(grid: _Grid, s: int) -> slice:
-    """The blocks of the frames t whose neighbour t + s is inside the run."""
-    t_len, h4, w4 = grid.shape
-    return slice(h4 * w4, None) if s < 0 else slice(0, (t_len - 1) * h4 * w4)
-
-
-def _velocity(vb: np.ndarray, rb: np.ndarray, grid: _Grid, flat: np.ndarray, s: int) -> tuple:
-    """Rule 5 at blocks ``flat``: each used list of t (then of t + s, same block) gives ``vec * s / d``;
-    cost |d|, +1 where d points away from the other frame; the cheapest are averaged. Returns (n, 2), ok (n,)."""
-    lists = rb.shape[1]
-    inside = _inside(grid, flat, s)
-    at = np.where(inside, flat + s * grid.shape[1] * grid.shape[2], flat)
-    ref = np.concatenate([rb[flat], np.where(inside[:, None], rb[at], 0)], 1)
-    vec = np.concatenate([vb[flat], vb[at]], 1)
-    cost = [np.where(r != 0, np.abs(r) + (np.sign(r) != (s if c < lists else -s)), np.inf) for c, r in enumerate(ref.T)]
-    best = functools.reduce(np.minimum, cost)
-    flow, picked = np.zeros((len(flat), 2), np.float32), np.zeros(len(flat), np.float32)
-    for c, r in enumerate(ref.T):
-        pick = cost[c] == best
-        flow += vec[:, c] * (pick * s / np.where(r != 0, r, 1))[:, None]
-        picked += pick
-    flow /= np.maximum(picked, 1)[:, None]
-    return flow.astype(np.float32), np.isfinite(best)
-
-
-def _direct(vb: np.ndarray, rb: np.ndarray, grid: _Grid, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rule 1: sums (N, 2) and counts (N,) of the candidates toward u = t + s of every block of t, where t
-    predicts from u or u from t (projected onto t).
-
-    ``vb`` (N, L, 2) / ``rb`` (N, L): MVs (pixels) and reference distances of the N blocks, block-major.
-    """
-    n = len(rb)
-    sums, counts = np.zeros((n, 2), np.float32), np.zeros(n, np.float32)
-    for a in range(rb.shape[1]):  # t predicts from u
-        own = rb[:, a] == s
-        sums += vb[:, a] * own[:, None]
-        counts += own
-    j, lst = np.nonzero(rb == -s)  # u predicts from t = u - s: move the block to where it lands in t
-    keep = _inside(grid, j, -s)
-    j, lst = j[keep], lst[keep]
-    v = vb[j, lst]
-    at = _land(grid, j, v, -s)
-    for c in range(2):
-        sums[:, c] -= np.bincount(at, v[:, c], n).astype(np.float32)
-    counts += np.bincount(at, minlength=n)
-    return sums, counts
-
-
-def _chains(vb: np.ndarray, rb: np.ndarray, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Rule 3 for both directions: sums (2, N, 2) and counts (2, N) of mv/16 + mv_r/16 where t predicts
-    from r = t + d (inside the run) and r's block where t's MV lands predicts from t + s, d != s."""
+@njit(cache=True)
+def _direct(vb, rb, t_len, h4, w4, s, sums, counts):
+    """Rule 1 into ``sums`` (N, 2) / ``counts`` (N,): candidates toward u = t + s of every block of t, where t
+    predicts from u (its MV) or u from t (minus u's MV, moved to the block of t it lands on)."""
     n, lists = rb.shape
-    sums = np.zeros((2, n, 2), np.float32)
-    counts = np.zeros((2, n), np.float32)
-    for a in range(lists):
-        flat = np.flatnonzero(rb[:, a])
-        d = rb[flat, a]
-        keep = _inside(grid, flat, d)
-        flat, d = flat[keep], d[keep]
-        v = vb[flat, a]
-        at = _land(grid, flat, v, d)
-        r_ref, r_vec = rb[at], vb[at]
-        for b in range(lists):
-            on = np.where(r_ref[:, b] != 0, r_ref[:, b] + d, 0)  # the frame r's list b points to, relative to t
-            for k, s in enumerate((-1, 1)):
-                hit = np.flatnonzero((on == s) & (d != s))
-                sums[k, flat[hit]] += v[hit] + r_vec[hit, b]  # one candidate per block and pair of lists
-                counts[k, flat[hit]] += 1
-    return sums, counts
+    for i in range(n):
+        sx, sy, c = np.float32(0), np.float32(0), np.float32(0)
+        for a in range(lists):
+            if rb[i, a] == s:
+                sx += vb[i, a, 0]
+                sy += vb[i, a, 1]
+                c += np.float32(1)
+        sums[i, 0], sums[i, 1], counts[i] = sx, sy, c
+    landed = np.zeros((n, 2), np.float64)  # float64 sums, as numpy's bincount
+    landed_n = np.zeros(n, np.int64)
+    for f in range(max(0, s), min(t_len, t_len + s)):  # frames u whose t = u - s is inside the run
+        for y in range(h4):
+            for x in range(w4):
+                j = (f * h4 + y) * w4 + x
+                for lst in range(lists):
+                    if rb[j, lst] == -s:
+                        at = _land(f, y, x, vb[j, lst, 0], vb[j, lst, 1], -s, h4, w4)
+                        landed[at, 0] += vb[j, lst, 0]
+                        landed[at, 1] += vb[j, lst, 1]
+                        landed_n[at] += 1
+    for i in range(n):
+        sums[i, 0] -= np.float32(landed[i, 0])
+        sums[i, 1] -= np.float32(landed[i, 1])
+        counts[i] += np.float32(landed_n[i])
 
 
-def _common(
-    vb: np.ndarray, rb: np.ndarray, grid: _Grid, placed: np.ndarray, flat: np.ndarray | None, s: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rule 2 at blocks ``flat`` (None: every block): t and u = t + s predict from the same frame r, so
-    F(t->u) = F(t->r) - F(u->r), u read at the block ``placed`` (N, 2) puts them on.
-
-    Returns the blocks where a candidate exists and the flows there, averaged over matching pairs of lists.
-    """
-    where: np.ndarray | slice = _with_neighbour(grid, s) if flat is None else flat[_inside(grid, flat, s)]
-    at = _land(grid, where, placed[where], s)
-    t_ref, t_vec, u_ref = rb[where], vb[where], rb[at]  # (n, L), (n, L, 2), (n, L)
-    sums, counts = np.zeros((len(at), 2), np.float32), np.zeros(len(at), np.int64)
-    for b in range(rb.shape[1]):
-        usable = (u_ref[:, b] != 0) & (u_ref[:, b] != -s)
-        for a in range(rb.shape[1]):
-            hit = np.flatnonzero(usable & (t_ref[:, a] == u_ref[:, b] + s))
-            sums[hit] += t_vec[hit, a] - vb[at[hit], b]
-            counts[hit] += 1
-    found = np.flatnonzero(counts)
-    blocks = found + where.start if isinstance(where, slice) else where[found]
-    return blocks, sums[found] / counts[found, None]
-
-
-def _project(sums: np.ndarray, counts: np.ndarray, vec: np.ndarray, have: np.ndarray, grid: _Grid, s: int) -> None:
-    """Rule 4, in place: the blocks of t = u - s with ``counts`` 0 take the flows ``vec`` (N, 2) from u to t of
-    the blocks of u with ``have`` > 0 (``vec`` sums over ``have`` candidates) that land on them, negated."""
-    j = np.flatnonzero(have)
-    j = j[_inside(grid, j, -s)]
-    v = vec[j] / have[j, None]
-    at = _land(grid, j, v, -s)
-    empty = counts[at] == 0
-    at, v = at[empty], v[empty]
-    np.subtract.at(sums, at, v)
-    np.add.at(counts, at, 1)
+@njit(cache=True)
+def _chains(vb, rb, t_len, h4, w4, sums, counts):
+    """Rule 3 for both directions into ``sums`` (2, N, 2) / ``counts`` (2, N): mv + mv_r where t predicts from
+    r = t + d (inside the run) and r's block where t's MV lands predicts from t + s, d != s."""
+    lists = rb.shape[1]
+    i = -1
+    for f in range(t_len):
+        for y in range(h4):
+            for x in range(w4):
+                i += 1
+                for a in range(lists):
+                    d = rb[i, a]
+                    if d == 0 or not 0 <= f + d < t_len:
+                        continue
+                    vx, vy = vb[i, a, 0], vb[i, a, 1]
+                    at = _land(f, y, x, vx, vy, d, h4, w4)
+                    for b in range(lists):
+                        on = rb[at, b] + d if rb[at, b] != 0 else 0  # the frame r's list b points to, from t
+                        for k in range(2):
+                            s = 2 * k - 1
+                            if on == s and d != s:
+                                sums[k, i, 0] += vx + vb[at, b, 0]
+                                sums[k, i, 1] += vy + vb[at, b, 1]
+                                counts[k, i] += np.float32(1)
 
 
-def _composed(mv: np.ndarray, mv_ref: np.ndarray, v1: bool = False) -> tuple[np.ndarray, np.ndarray]:
+@njit(cache=True)
+def _velocity(vb, rb, t_len, hw, i, f, s):
+    """Rule 5 at block i of frame f: (fx, fy, ok). Each used list of t (then of t + s, same block) gives
+    ``mv * s / d`` at cost |d| (+1 where d points away from the other frame); the cheapest are averaged (with no
+    used list all tie at infinity: the mean of ``mv * s``, zero as unused lists carry zero MVs)."""
+    lists = rb.shape[1]
+    inside = 0 <= f + s < t_len
+    at = i + s * hw if inside else i
+    best = np.inf
+    for c in range(2 * lists):
+        r = rb[i, c] if c < lists else (rb[at, c - lists] if inside else 0)
+        if r != 0:
+            best = min(best, abs(r) + (1 if np.sign(r) != (s if c < lists else -s) else 0))
+    fx, fy, picked = np.float32(0), np.float32(0), np.float32(0)
+    for c in range(2 * lists):
+        j, lst = (i, c) if c < lists else (at, c - lists)
+        r = rb[j, lst] if c < lists or inside else 0
+        cost = abs(r) + (1 if np.sign(r) != (s if c < lists else -s) else 0) if r != 0 else np.inf
+        if cost == best:
+            factor = np.float64(s) / np.float64(r if r != 0 else 1)
+            fx = np.float32(np.float64(fx) + np.float64(vb[j, lst, 0]) * factor)
+            fy = np.float32(np.float64(fy) + np.float64(vb[j, lst, 1]) * factor)
+            picked += np.float32(1)
+    if picked > 0:
+        fx, fy = fx / picked, fy / picked
+    return fx, fy, best < np.inf
+
+
+@njit(cache=True)
+def _common(vb, rb, h4, w4, i, f, y, x, px, py, s):
+    """Rule 2 at block i = (f, y, x) placed on u = t + s by (px, py): t and u predict from the same frame r, so
+    F(t->u) = F(t->r) - F(u->r); returns (found, fx, fy), the mean over matching pairs of lists (float64)."""
+    lists = rb.shape[1]
+    at = _land(f, y, x, px, py, s, h4, w4)
+    sx, sy, n = np.float32(0), np.float32(0), 0
+    for b in range(lists):
+        ub = rb[at, b]
+        if ub == 0 or ub == -s:
+            continue
+        for a in range(lists):
+            if rb[i, a] == ub + s:
+                sx += vb[i, a, 0] - vb[at, b, 0]
+                sy += vb[i, a, 1] - vb[at, b, 1]
+                n += 1
+    if n == 0:
+        return False, 0.0, 0.0
+    return True, np.float64(sx) / n, np.float64(sy) / n
+
+
+@njit(cache=True)
+def _box(x):
+    """Sums of (T, C, h, w) over (2 FILL_RADIUS + 1)^2 windows of the last two axes (zeros outside): rows first,
+    then columns, each in window order."""
+    r = FILL_RADIUS
+    t_len, ch, h, w = x.shape
+    rows = np.zeros((h, w + 2 * r), np.float32)
+    out = np.empty((t_len, ch, h, w), np.float32)
+    for t in range(t_len):
+        for c in range(ch):
+            for yy in range(h):
+                for xx in range(w + 2 * r):
+                    acc = np.float32(0)
+                    if r <= xx < w + r:
+                        for k in range(max(0, r - yy), min(2 * r + 1, h + r - yy)):
+                            acc += x[t, c, yy + k - r, xx - r]
+                    rows[yy, xx] = acc
+            for yy in range(h):
+                for xx in range(w):
+                    acc = np.float32(0)
+                    for k in range(2 * r + 1):
+                        acc += rows[yy, xx + k]
+                    out[t, c, yy, xx] = acc
+    return out
+
+
+@njit(cache=True)
+def _median_of_valid(flows, valid, t, c, y, x, window):
+    """The median of component c of the valid blocks within FILL_RADIUS of (t, y, x) (at least one): the mean of
+    the two middle values of an even count, in float32."""
+    r = FILL_RADIUS
+    t_len, _, h4, w4 = flows.shape
+    m = 0
+    for yy in range(max(0, y - r), min(h4, y + r + 1)):
+        for xx in range(max(0, x - r), min(w4, x + r + 1)):
+            if valid[t, yy, xx]:
+                window[m] = flows[t, c, yy, xx]
+                m += 1
+    ordered = np.sort(window[:m])
+    return (ordered[(m - 1) // 2] + ordered[m // 2]) / np.float32(2)
+
+
+@njit(cache=True)
+def _fill(flows, valid, median):
+    """Rule 6: invalid blocks of ``flows`` (T, 2, h4, w4) take the mean (``median``: the per-component median)
+    of the ``valid`` ones within FILL_RADIUS; with no valid block within reach the mean gives 0, the median
+    leaves the block as it is. Returns the filled flows and where they are defined (valid, or a valid block
+    within reach)."""
+    t_len, _, h4, w4 = flows.shape
+    stacked = np.empty((t_len, 3, h4, w4), np.float32)
+    for t in range(t_len):
+        for y in range(h4):
+            for x in range(w4):
+                v = np.float32(1) if valid[t, y, x] else np.float32(0)
+                stacked[t, 0, y, x] = flows[t, 0, y, x] * v
+                stacked[t, 1, y, x] = flows[t, 1, y, x] * v
+                stacked[t, 2, y, x] = v
+    sums = _box(stacked)
+    out = np.empty_like(flows)
+    near = np.empty((t_len, h4, w4), np.bool_)
+    window = np.empty((2 * FILL_RADIUS + 1) ** 2, np.float32)
+    for t in range(t_len):
+        for y in range(h4):
+            for x in range(w4):
+                den = sums[t, 2, y, x]
+                near[t, y, x] = den > 0
+                for c in range(2):
+                    if valid[t, y, x]:
+                        out[t, c, y, x] = flows[t, c, y, x]
+                    elif median:
+                        out[t, c, y, x] = _median_of_valid(flows, valid, t, c, y, x, window) if den > 0 \
+                            else flows[t, c, y, x]
+                    else:
+                        out[t, c, y, x] = sums[t, c, y, x] / den if den > 0 else np.float32(0)
+    return out, near
+
+
+@njit(cache=True)
+def _candidates(vb, rb, t_len, h4, w4, k, used, chain_sums, chain_counts, v1):
+    """Rules 1-3 and 5 toward t + s, s = 2k - 1: candidate sums (N, 2) and weights (N,), the constant-velocity
+    flows (N, 2) and where they exist (N,), and (composed only) rules 2-3 alone, unweighted: sums and counts."""
+    s = 2 * k - 1
+    n, hw = rb.shape[0], h4 * w4
+    sums, counts = np.empty((n, 2), np.float32), np.empty(n, np.float32)
+    _direct(vb, rb, t_len, h4, w4, s, sums, counts)
+    hit = counts > 0
+    placed = np.empty((n, 2), np.float32)  # first estimate: rule 1, else rule 5
+    velocity = np.zeros((n, 2), np.float32)
+    velocity_ok = np.zeros(n, np.bool_)
+    for i in range(n):
+        if hit[i]:
+            den = max(counts[i], np.float32(1))
+            placed[i, 0], placed[i, 1] = sums[i, 0] / den, sums[i, 1] / den
+        else:
+            velocity[i, 0], velocity[i, 1], velocity_ok[i] = _velocity(vb, rb, t_len, hw, i, i // hw, s)
+            placed[i, 0], placed[i, 1] = velocity[i, 0], velocity[i, 1]
+    comp_sums, comp_counts = chain_sums[k].copy(), chain_counts[k].copy()
+    lo, hi = max(0, -s), min(t_len, t_len - s)  # frames whose neighbour t + s is inside the run
+    for f in range(lo, hi):  # rule 2 re-places the blocks without a rule-1 candidate
+        for y in range(h4):
+            for x in range(w4):
+                i = (f * h4 + y) * w4 + x
+                if not hit[i] and used[i]:
+                    found, fx, fy = _common(vb, rb, h4, w4, i, f, y, x, placed[i, 0], placed[i, 1], s)
+                    if found:
+                        placed[i, 0], placed[i, 1] = np.float32(fx), np.float32(fy)
+    for f in range(lo, hi):  # rule 2 candidates (composed-v1: those blocks only)
+        for y in range(h4):
+            for x in range(w4):
+                i = (f * h4 + y) * w4 + x
+                if v1 and (hit[i] or not used[i]):
+                    continue
+                found, fx, fy = _common(vb, rb, h4, w4, i, f, y, x, placed[i, 0], placed[i, 1], s)
+                if found:
+                    w = np.float32(COMPOSED_WEIGHT) if hit[i] else np.float32(1)
+                    sums[i, 0] = np.float32(np.float64(sums[i, 0]) + fx * np.float64(w))
+                    sums[i, 1] = np.float32(np.float64(sums[i, 1]) + fy * np.float64(w))
+                    counts[i] += w
+                    if not v1:
+                        comp_sums[i, 0] = np.float32(np.float64(comp_sums[i, 0]) + fx)
+                        comp_sums[i, 1] = np.float32(np.float64(comp_sums[i, 1]) + fy)
+                        comp_counts[i] += np.float32(1)
+    if not v1:  # rule 3 candidates
+        for i in range(n):
+            w = np.float32(COMPOSED_WEIGHT) if hit[i] else np.float32(1)
+            sums[i, 0] += chain_sums[k, i, 0] * w
+            sums[i, 1] += chain_sums[k, i, 1] * w
+            counts[i] += chain_counts[k, i] * w
+    return sums, counts, velocity, velocity_ok, comp_sums, comp_counts
+
+
+@njit(cache=True)
+def _project(sums, counts, vec, have, t_len, h4, w4, s):
+    """Rule 4, in place: the blocks of t = u - s without candidates take minus the flows from u to t of the
+    blocks of u with rules 2-3 candidates (``vec`` sums over ``have`` of them) that land on them."""
+    empty = counts == 0  # before any projection: every block of u landing on an empty block counts
+    for f in range(max(0, s), min(t_len, t_len + s)):  # frames u whose t = u - s is inside the run
+        for y in range(h4):
+            for x in range(w4):
+                j = (f * h4 + y) * w4 + x
+                if have[j] == 0:
+                    continue
+                vx, vy = vec[j, 0] / have[j], vec[j, 1] / have[j]
+                at = _land(f, y, x, vx, vy, -s, h4, w4)
+                if empty[at]:
+                    sums[at, 0] -= vx
+                    sums[at, 1] -= vy
+                    counts[at] += np.float32(1)
+
+
+@njit(cache=True)
+def _finish(sums, counts, velocity, velocity_ok, t_len, h4, w4, v1):
+    """Rules 5, 6 and 8 on one direction's candidates: flows (T, 2, h4, w4) and validity (T, h4, w4)."""
+    exact, vel = np.empty((t_len, 2, h4, w4), np.float32), np.empty((t_len, 2, h4, w4), np.float32)
+    grid_hit, vel_ok = np.empty((t_len, h4, w4), np.bool_), np.empty((t_len, h4, w4), np.bool_)
+    i = -1
+    for t in range(t_len):
+        for y in range(h4):
+            for x in range(w4):
+                i += 1
+                grid_hit[t, y, x] = counts[i] > 0
+                den = counts[i] if counts[i] > 0 else np.float32(1)
+                exact[t, 0, y, x], exact[t, 1, y, x] = sums[i, 0] / den, sums[i, 1] / den
+                vel[t, 0, y, x], vel[t, 1, y, x], vel_ok[t, y, x] = velocity[i, 0], velocity[i, 1], velocity_ok[i]
+    filled, near = _fill(exact, grid_hit, not v1)
+    flow = np.empty((t_len, 2, h4, w4), np.float32)
+    ok = np.empty((t_len, h4, w4), np.bool_)
+    defined = True
+    for t in range(t_len):
+        for y in range(h4):
+            for x in range(w4):
+                for c in range(2):
+                    flow[t, c, y, x] = filled[t, c, y, x] if near[t, y, x] else vel[t, c, y, x]
+                ok[t, y, x] = grid_hit[t, y, x] or (not near[t, y, x] and vel_ok[t, y, x])
+                defined = defined and (ok[t, y, x] or near[t, y, x])
+    if not defined:  # blocks with nothing: filled from the valid blocks within reach
+        refill, _ = _fill(flow, ok, not v1)
+        for t in range(t_len):
+            for y in range(h4):
+                for x in range(w4):
+                    if not (ok[t, y, x] or near[t, y, x]):
+                        flow[t, 0, y, x], flow[t, 1, y, x] = refill[t, 0, y, x], refill[t, 1, y, x]
+    return flow, ok
+
+
+@njit(cache=True)
+def _composed(mv, mv_ref, v1):
     t_len, lists, h4, w4 = mv_ref.shape
-    shape, n = (t_len, h4, w4), t_len * h4 * w4
-    grid = _grid(shape)
-    rb = np.ascontiguousarray(mv_ref.transpose(0, 2, 3, 1), dtype=np.int16).reshape(n, lists)  # block-major
-    vb = np.ascontiguousarray(mv.transpose(0, 2, 3, 1, 4), dtype=np.float32).reshape(n, lists, 2) / MV_UNIT
+    n = t_len * h4 * w4
+    rb, vb, used = np.empty((n, lists), np.int16), np.empty((n, lists, 2), np.float32), np.zeros(n, np.bool_)
+    i = -1
+    for t in range(t_len):
+        for y in range(h4):
+            for x in range(w4):
+                i += 1
+                for lst in range(lists):
+                    rb[i, lst] = mv_ref[t, lst, y, x]
+                    vb[i, lst, 0] = np.float32(mv[t, lst, y, x, 0]) / np.float32(MV_UNIT)
+                    vb[i, lst, 1] = np.float32(mv[t, lst, y, x, 1]) / np.float32(MV_UNIT)
+                    used[i] = used[i] or rb[i, lst] != 0
     linked = _linked(mv_ref)
-    used = functools.reduce(np.logical_or, (r != 0 for r in rb.T))
+    chain_sums, chain_counts = np.zeros((2, n, 2), np.float32), np.zeros((2, n), np.float32)
     if not v1:
-        chain_sums, chain_counts = _chains(vb, rb, grid)
-    stages = []  # per direction: rules 1-3 sums and counts, rule 5's flows and validity, rules 2-3 alone
-    for k, s in enumerate((-1, 1)):
-        sums, counts = _direct(vb, rb, grid, s)
-        hit = counts > 0
-        exact = sums / np.maximum(counts, 1)[:, None]
-        miss = np.flatnonzero(~hit)  # rule 5 candidates, also the first placement for rule 2
-        velocity, velocity_ok = np.zeros((n, 2), np.float32), np.zeros(n, bool)
-        velocity[miss], velocity_ok[miss] = _velocity(vb, rb, grid, miss, s)
-        placed = np.where(hit[:, None], exact, velocity)
-        first = np.flatnonzero(~hit & used)
-        at, common = _common(vb, rb, grid, placed, first, s)
-        placed[at] = common  # read u again where the first estimate places the block
-        at, common = _common(vb, rb, grid, placed, first if v1 else None, s)
-        weight = np.where(hit[at], COMPOSED_WEIGHT, np.float32(1))
-        sums[at] += common * weight[:, None]
-        counts[at] += weight
-        composed: tuple = ()
-        if not v1:
-            weight = np.where(hit, COMPOSED_WEIGHT, np.float32(1))
-            sums += chain_sums[k] * weight[:, None]
-            counts += chain_counts[k] * weight
-            composed = (chain_sums[k].copy(), chain_counts[k].copy())
-            composed[0][at] += common
-            composed[1][at] += 1
-        stages.append((sums, counts, velocity, velocity_ok, *composed))
-    flows, valid = [], []
-    for k, s in enumerate((-1, 1)):
-        sums, counts, velocity, velocity_ok = stages[k][:4]
-        if not v1:  # rule 4 where rules 1-3 found nothing: u's compositions toward t, projected onto t
-            _project(sums, counts, *stages[1 - k][4:], grid, s)
-        hit = counts > 0
-        exact = sums / np.where(hit, counts, 1)[:, None]
-        grid_hit, velocity_ok = hit.reshape(shape), velocity_ok.reshape(shape)
-        exact, near = _fill(exact.reshape(*shape, 2).transpose(0, 3, 1, 2), grid_hit, median=not v1)
-        flow = np.where(near[:, None], exact, velocity.reshape(*shape, 2).transpose(0, 3, 1, 2))
-        ok = grid_hit | (~near & velocity_ok)
-        if not (ok | near).all():
-            flow = np.where(ok[:, None] | near[:, None], flow, _fill(flow, ok, median=not v1)[0])
-        ok &= linked[:, k, None, None]
-        flows.append(np.where(linked[:, k, None, None, None], flow, 0.0))
-        valid.append(ok)
-    return np.stack(flows, 1).astype(np.float32), np.stack(valid, 1)
+        _chains(vb, rb, t_len, h4, w4, chain_sums, chain_counts)
+    prev = _candidates(vb, rb, t_len, h4, w4, 0, used, chain_sums, chain_counts, v1)
+    nxt = _candidates(vb, rb, t_len, h4, w4, 1, used, chain_sums, chain_counts, v1)
+    flows, valid = np.zeros((t_len, 2, 2, h4, w4), np.float32), np.zeros((t_len, 2, h4, w4), np.bool_)
+    for k in range(2):
+        sums, counts, velocity, velocity_ok = (prev if k == 0 else nxt)[:4]
+        if not v1:  # rule 4 where rules 1-3 found nothing: the other direction's compositions, projected
+            other = nxt if k == 0 else prev
+            _project(sums, counts, other[4], other[5], t_len, h4, w4, 2 * k - 1)
+        flow, ok = _finish(sums, counts, velocity, velocity_ok, t_len, h4, w4, v1)
+        for t in range(t_len):
+            if linked[t, k]:  # rule 7: unlinked boundaries stay 0 and invalid
+                flows[t, k], valid[t, k] = flow[t], ok[t]
+    return flows, valid
 
 
 def block_flows(mv: np.ndarray, mv_ref: np.ndarray, method: str = DEFAULT_FLOW) -> tuple[np.ndarray, np.ndarray]:
@@ -310,4 +431,19 @@ def block_flows(mv: np.ndarray, mv_ref: np.ndarray, method: str = DEFAULT_FLOW) 
         valid bool (T, 2, h4, w4) as (frame, direction, by, bx).
     """
     check_method(method)
-    return _scaled(mv, mv_ref) if method == "scaled" else _composed(mv, mv_ref, v1=method == "composed-v1")
+    if method == "scaled":
+        return _scaled(mv, mv_ref)
+    mv, mv_ref = np.ascontiguousarray(mv, np.int16), np.ascontiguousarray(mv_ref, np.int16)
+    try:
+        return _composed(mv, mv_ref, method == "composed-v1")
+    except Exception:
+        if _composed.overloads:  # the loops compiled (or loaded) fine: a real error
+            raise
+        # numba could not load its on-disk cache of the loops (a truncated or garbled file): drop it, compile anew
+        for kernel in _KERNELS:
+            kernel._cache.flush()
+        return _composed(mv, mv_ref, method == "composed-v1")
+
+
+_KERNELS = (_land, _linked, _direct, _chains, _velocity, _common, _box, _median_of_valid, _fill, _candidates,
+            _project, _finish, _composed)  # fmt: skip

@@ -15,6 +15,7 @@ from cpgd_bench.cli import main
 from cpgd_bench.data import CodingPriorDataset, expand_item
 from cpgd_bench.data import dataset as dataset_module
 from cpgd_bench.data.flow import DEFAULT_FLOW, block_flows
+from cpgd_bench.motion import FLOW_REVISIONS, flow_tag
 from cpgd_bench.store import StoreError, open_store, verify_store
 from cpgd_bench.store.reader import open_root, read_frames
 from cpgd_bench.store.schema import FLOW_METHOD_ATTR
@@ -58,7 +59,7 @@ def _assert_items_equal(a: dict, b: dict) -> None:
 
 def test_build_stores_the_flows_of_the_whole_sequence(built: Path) -> None:
     group = open_root(built)["test/a"]
-    assert group.attrs[FLOW_METHOD_ATTR] == DEFAULT_FLOW
+    assert group.attrs[FLOW_METHOD_ATTR] == flow_tag(DEFAULT_FLOW)
     flows, valid = block_flows(read_frames(group["mv"]), read_frames(group["mv_ref"]), DEFAULT_FLOW)
     stored, stored_valid = read_frames(group["flow_blocks"]), read_frames(group["flow_blocks_valid"])
     assert stored.dtype == np.float32 and stored.shape == (T, 2, 2, 12, 16)
@@ -113,6 +114,32 @@ def test_store_without_flows_and_other_methods_derive_them(
     monkeypatch.setattr(dataset_module, "block_flows", lambda *a: calls.append(a[2]) or block_flows(*a))
     CodingPriorDataset(built, "test", flow="scaled", **kwargs)[0]  # stored flows are "composed"
     assert calls == ["scaled"]
+
+
+def test_flows_of_older_rules_are_derived_again_with_a_warning(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store's flows recorded as another revision of the method (rules changed since the build) are not read."""
+    kwargs = {"clip_len": T, "mode": "test"}
+    fresh = _items(CodingPriorDataset(built, "test", **kwargs), 0)
+    monkeypatch.setitem(FLOW_REVISIONS, DEFAULT_FLOW, FLOW_REVISIONS[DEFAULT_FLOW] + 1)  # the rules moved on
+    calls = []
+    monkeypatch.setattr(dataset_module, "block_flows", lambda *a: calls.append(a[2]) or block_flows(*a))
+    with pytest.warns(UserWarning, match=r"test/a and 0 more sequences hold composed flows of older rules"):
+        ds = CodingPriorDataset(built, "test", **kwargs)
+    derived = _items(ds, 0)
+    assert calls == [DEFAULT_FLOW]
+    assert derived.keys() == fresh.keys() and torch.equal(derived["lq"], fresh["lq"])
+    old = tmp_path / "bare.zarr"  # stores built before revisions record the bare method name: revision 1
+    shutil.copytree(built, old)
+    meta_path = old / "test" / "a" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["attributes"][FLOW_METHOD_ATTR] = DEFAULT_FLOW
+    meta_path.write_text(json.dumps(meta))
+    monkeypatch.setitem(FLOW_REVISIONS, DEFAULT_FLOW, 1)
+    calls.clear()
+    CodingPriorDataset(old, "test", **kwargs)[0]
+    assert calls == []
 
 
 def test_a_damaged_flow_chunk_fails_verify_and_the_read_in_one_line(built: Path, tmp_path: Path) -> None:

@@ -8,9 +8,10 @@ By default each item is a dict of float32 tensors (T = ``clip_len``, h x w = cro
 * ``flow_prev`` / ``flow_next`` (T, 2, h, w): per-pixel motion in pixels, channels (x, y), to the
   previous / next frame in clip order, ``grid_sample`` direction, by method ``flow`` (default
   ``"composed"``, or ``"scaled"``: see :mod:`cpgd_bench.data.flow`): read from the store's
-  ``flow_blocks`` where it holds them for that method (derived at build time from the MVs of the whole
-  sequence and frame, so near the clip's ends and crop borders they can see more context than the clip),
-  else (or with ``stored_flows=False``) derived from the MVs inside the clip;
+  ``flow_blocks`` where it holds them for that method at its current rule revision
+  (:data:`~cpgd_bench.motion.FLOW_REVISIONS`; derived at build time from the MVs of the whole sequence and
+  frame, so near the clip's ends and crop borders they can see more context than the clip), else (or with
+  ``stored_flows=False``) derived from the MVs inside the clip (stored flows of older rules: with a warning);
 * ``flow_valid`` (T, 2, h, w): 1 where the flow exists (channel 0 prev, 1 next); 0 where the
   bitstream gives none (the method's rules), and at the clip ends (frame 0 has no previous frame in
   the clip, the last frame no next);
@@ -45,6 +46,7 @@ never zeros.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,7 @@ from torch.utils.data import Dataset
 from cpgd_bench.data import augment as aug
 from cpgd_bench.data.errors import DataError
 from cpgd_bench.data.flow import DEFAULT_FLOW, FLOW_METHODS, block_flows, upsample_blocks, upsample_flows
+from cpgd_bench.motion import flow_tag, flows_are_current
 from cpgd_bench.store import StoreError, open_store
 from cpgd_bench.store.reader import open_array, open_root, read_frames
 from cpgd_bench.store.schema import FLOW_METHOD_ATTR
@@ -78,7 +81,8 @@ class _Sequence:
     width: int
     bit_depth: int
     has_sharp: bool
-    has_flows: bool  # flow_blocks stored with the dataset's flow method
+    has_flows: bool  # flow_blocks stored with the dataset's flow method, current revision
+    stale_flows: bool  # flow_blocks of the dataset's flow method, an older revision of its rules
 
 
 def normalize_residual(residual: np.ndarray, bit_depth: int) -> torch.Tensor:
@@ -141,6 +145,11 @@ class CodingPriorDataset(Dataset):
             side = min(seq.height, seq.width)
             if self.crop is not None and self.crop > side:
                 raise StoreError(f"crop={self.crop} is larger than {where}; use crop <= {side}")
+        stale = [seq.name for seq in self.sequences if stored_flows and seq.stale_flows]
+        if stale:
+            warnings.warn(f"{store}: {split}/{stale[0]} and {len(stale) - 1} more sequences hold {flow} flows of older "
+                          f"rules (this version computes {flow_tag(flow)}): deriving them per item instead (slower); "
+                          "rebuild the store to store current ones", stacklevel=2)  # fmt: skip
         self.has_gt = all(seq.has_sharp for seq in self.sequences)
         step = stride or clip_len
         self.index: list[tuple[int, int]] = []
@@ -161,7 +170,9 @@ class CodingPriorDataset(Dataset):
             width=int(attrs["width"]),
             bit_depth=int(dict(attrs.get("codec", {})).get("bit_depth", 10)),
             has_sharp="sharp" in group,
-            has_flows=stored_flows and attrs.get(FLOW_METHOD_ATTR) == flow and "flow_blocks" in group,
+            has_flows=stored_flows and flows_are_current(attrs.get(FLOW_METHOD_ATTR), flow) and "flow_blocks" in group,
+            stale_flows=str(attrs.get(FLOW_METHOD_ATTR, "")).partition("@")[0] == flow
+            and not flows_are_current(attrs.get(FLOW_METHOD_ATTR), flow),
         )
 
     def __len__(self) -> int:
