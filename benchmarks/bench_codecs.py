@@ -88,8 +88,10 @@ def at_bitrate(points: list[dict[str, float]], bpp: float) -> dict[str, Any]:
     return out
 
 
-def export_overhead(codec: str, workdir: Path, repeats: int = 5) -> dict[str, float]:
-    """Decode with export / plain decode of the codec's default profile on a 720p clip (threads auto and 1)."""
+def export_overhead(codec: str, workdir: Path, repeats: int = 11) -> dict[str, dict]:
+    """Decode with export / plain decode of the codec's default profile on a 720p clip (threads auto and 1): per
+    thread setting the median per-round ratio of wall and of CPU time and their ranges
+    (:class:`benchmarks.bench_codec.Pair`)."""
     bitstream, _ = encode_sequence(_clip(), load_profile("default", codec), workdir, f"overhead-{codec}")
     tool = str(dump_tool_path())
 
@@ -97,8 +99,8 @@ def export_overhead(codec: str, workdir: Path, repeats: int = 5) -> dict[str, fl
         subprocess.run([tool, "--null", "--codec", codec, *args, str(bitstream)], check=True, capture_output=True)
 
     dump()
-    return {f"threads_{th}": round(_time_pair(lambda th=th: dump("--no-export", "--threads", th),
-                                              lambda th=th: dump("--threads", th), repeats)[2], 3)
+    return {f"threads_{th}": _time_pair(lambda th=th: dump("--no-export", "--threads", th),
+                                        lambda th=th: dump("--threads", th), repeats).summary()
             for th in ("0", "1")}  # fmt: skip
 
 
@@ -173,7 +175,7 @@ def restoration(profiles: dict[str, str], config: str = "cpfp-ablation-mv.yaml")
 def table(result: dict) -> str:
     """Markdown: per dataset and codec, the metrics at matched bitrate, and the export overhead."""
     lines = ["| data | codec | bpp | QP there | decoded PSNR (dB) | prior gain (of DIS) | EPE vs DIS (px) | "
-             "blocks with MV | valid flow | export overhead (auto / 1 thread) |",
+             "blocks with MV | valid flow | export overhead, CPU (auto / 1 thread) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for dataset, matched in result["matched"].items():
         for codec, m in matched.items():
@@ -181,7 +183,7 @@ def table(result: dict) -> str:
                 continue
             pts = sorted(result["points"][dataset][codec], key=lambda p: p["bpp"])
             qp = float(np.interp(math.log(matched["bpp"]), [math.log(p["bpp"]) for p in pts], [p["qp"] for p in pts]))
-            ov = result["export_overhead"].get(codec, {})
+            ov = {k: f"{v['cpu_ratio']}" for k, v in result["export_overhead"].get(codec, {}).items()}
             note = " (extrap.)" if m["extrapolated"] else ""
             lines.append(
                 f"| {dataset} | {CODECS[codec].title} | {matched['bpp']:.4f} | {qp:.1f}{note} "
