@@ -2,7 +2,7 @@
 
 tests/prior_golden/h264/ holds small H.264 bitstreams (x264 through imageio-ffmpeg, stored so that a change of
 encoder cannot move them) and records.json, the md5 of the whole record stream (pixels, MVs, reference offsets,
-residuals, predictions) per run of :data:`RUNS`, written by the export before issue 17 (the residual computed by a
+residuals, predictions) per run of ``RUNS``, written by the export before issue 17 (the residual computed by a
 second, C inverse transform). Together they cover the profiles (random access, low delay, deblocking off), CAVLC
 with slices and weighted P prediction, lossless (transform bypass, intra DPCM), 10-bit intra, 4:2:2, 4:4:4
 (prior-dump refuses 4:0:0), a picture size that is not whole macroblocks, a 40-frame stream (every pooled buffer
@@ -11,7 +11,6 @@ reused) and full-swing noise coded coarsely at 8 and 10 bits (many samples clipp
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 from .codec_clips import require_codec, translating_clip
+from .test_prior_golden import record_md5s
 
 pytestmark = pytest.mark.codec
 
@@ -44,26 +44,6 @@ CLIPS: dict[str, tuple[str | tuple[str, list[str], str], int, tuple[int, int], s
     "noise-8bit": (("yuv420p", ["-qp", "44"], "no-deblock=1:bframes=3"), 10, (96, 128), "noise"),
     "noise-10bit": (("yuv420p10le", ["-qp", "40"], "no-deblock=1:bframes=3:8x8dct=0"), 10, (96, 128), "noise"),
 }
-#: run name -> dump tool arguments
-RUNS = {
-    "t1": ["--threads", "1"],
-    "t0": ["--threads", "0"],
-    "t1-pred": ["--threads", "1", "--prediction"],
-    "t0-pred": ["--threads", "0", "--prediction"],
-    "t1-noexport": ["--threads", "1", "--no-export"],
-}
-
-
-def record_md5s(stream: Path, tool: Path) -> dict[str, str]:
-    """md5 of the tool's record stream for every run of :data:`RUNS`."""
-    out = {}
-    for run, args in RUNS.items():
-        data = subprocess.run([str(tool), "--codec", "h264", *args, "-o", "-", str(stream)], capture_output=True,
-                              check=True).stdout  # fmt: skip
-        out[run] = hashlib.md5(data).hexdigest()
-    return out
-
-
 @pytest.mark.parametrize("name", CLIPS)
 def test_h264_records_byte_identical_to_the_export_before_issue_17(name):
     tool = require_codec("patched")
