@@ -431,6 +431,8 @@ def block_flows(mv: np.ndarray, mv_ref: np.ndarray, method: str = DEFAULT_FLOW) 
         valid bool (T, 2, h4, w4) as (frame, direction, by, bx).
     """
     check_method(method)
+    if mv_ref.ndim != 4 or mv.shape != (*mv_ref.shape, 2):  # the compiled loops do not check their indices
+        raise ValueError(f"mv {mv.shape} and mv_ref {mv_ref.shape} must be (T, L, h4, w4, 2) and (T, L, h4, w4)")
     if method == "scaled":
         return _scaled(mv, mv_ref)
     mv, mv_ref = np.ascontiguousarray(mv, np.int16), np.ascontiguousarray(mv_ref, np.int16)

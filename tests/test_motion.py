@@ -85,3 +85,11 @@ def test_a_damaged_compiled_cache_is_rebuilt(tmp_path: Path) -> None:
     for path in cached:
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
     assert run() == first
+
+
+@pytest.mark.parametrize("method", FLOW_METHODS)
+def test_mismatched_shapes_fail_before_the_compiled_loops(method: str) -> None:
+    mv, ref = _fields()[0]
+    for bad_mv, bad_ref in ((mv[:, :, :-1], ref), (mv[:-1], ref), (mv, ref[..., None]), (mv[..., :1], ref)):
+        with pytest.raises(ValueError, match="must be"):
+            block_flows(bad_mv, bad_ref, method)
