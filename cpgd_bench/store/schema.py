@@ -41,8 +41,8 @@ SEQUENCE_ATTRS = (
     "frame_names", "codec", "created", "checksums",
 )  # fmt: skip
 
-#: Sequence attribute naming the flow method (``cpgd_bench.motion.FLOW_METHODS``) of the optional
-#: ``flow_blocks`` / ``flow_blocks_valid`` arrays; stores without them derive the flows when read.
+#: Sequence attribute naming the flow method and rule revision (``cpgd_bench.motion.flow_tag``: ``composed@2``) of
+#: the optional ``flow_blocks`` / ``flow_blocks_valid`` arrays; stores without them derive the flows when read.
 FLOW_METHOD_ATTR = "flow_blocks_method"
 
 #: Root attribute listing the split groups, and split attribute listing the committed sequences: a split or
