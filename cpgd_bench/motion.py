@@ -416,6 +416,11 @@ def _composed(mv, mv_ref, v1):
     return flows, valid
 
 
+#: Every compiled function of this module (their on-disk caches are dropped together when one cannot be loaded).
+_KERNELS = (_land, _linked, _direct, _chains, _velocity, _common, _box, _median_of_valid, _fill, _candidates,
+            _project, _finish, _composed)  # fmt: skip
+
+
 def block_flows(mv: np.ndarray, mv_ref: np.ndarray, method: str = DEFAULT_FLOW) -> tuple[np.ndarray, np.ndarray]:
     """Per-block flows to the previous/next frame of every frame of a run of consecutive frames.
 
@@ -446,6 +451,3 @@ def block_flows(mv: np.ndarray, mv_ref: np.ndarray, method: str = DEFAULT_FLOW) 
             kernel._cache.flush()
         return _composed(mv, mv_ref, method == "composed-v1")
 
-
-_KERNELS = (_land, _linked, _direct, _chains, _velocity, _common, _box, _median_of_valid, _fill, _candidates,
-            _project, _finish, _composed)  # fmt: skip
