@@ -39,13 +39,18 @@ def flow_tag(method: str) -> str:
     return f"{method}@{FLOW_REVISIONS[method]}"
 
 
-def flows_are_current(tag: object, method: str) -> bool:
-    """Whether flows a store recorded as ``tag`` (its ``flow_blocks_method`` attribute) are what ``method`` gives
-    today: :func:`flow_tag`'s ``method@revision``; a bare method name (stores built before revisions) is revision 1."""
+def parse_flow_tag(tag: object) -> tuple[str, str] | None:
+    """(method, revision) of a :func:`flow_tag` a store recorded (its ``flow_blocks_method`` attribute); a bare method
+    name (stores built before revisions) is revision 1; None for anything that is not a string."""
     if not isinstance(tag, str):
-        return False
-    name, _, revision = tag.partition("@")
-    return name == method and (revision or "1") == str(FLOW_REVISIONS[method])
+        return None
+    method, _, revision = tag.partition("@")
+    return method, revision or "1"
+
+
+def flows_are_current(tag: object, method: str) -> bool:
+    """Whether flows a store recorded as ``tag`` are what ``method`` gives today (same method and revision)."""
+    return parse_flow_tag(tag) == (method, str(FLOW_REVISIONS[method]))
 
 
 def _scaled(mv: np.ndarray, mv_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

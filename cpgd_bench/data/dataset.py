@@ -60,7 +60,7 @@ from torch.utils.data import Dataset
 from cpgd_bench.data import augment as aug
 from cpgd_bench.data.errors import DataError
 from cpgd_bench.data.flow import DEFAULT_FLOW, FLOW_METHODS, block_flows, upsample_blocks, upsample_flows
-from cpgd_bench.motion import flow_tag, flows_are_current
+from cpgd_bench.motion import flow_tag, flows_are_current, parse_flow_tag
 from cpgd_bench.store import StoreError, open_store
 from cpgd_bench.store.reader import open_array, open_root, read_frames
 from cpgd_bench.store.schema import FLOW_METHOD_ATTR
@@ -163,6 +163,8 @@ class CodingPriorDataset(Dataset):
     @staticmethod
     def _describe(group: zarr.Group, name: str, flow: str, stored_flows: bool) -> _Sequence:
         attrs = group.attrs
+        tag = attrs.get(FLOW_METHOD_ATTR)
+        current = flows_are_current(tag, flow)
         return _Sequence(
             name=name,
             frames=int(attrs["num_frames"]),
@@ -170,9 +172,8 @@ class CodingPriorDataset(Dataset):
             width=int(attrs["width"]),
             bit_depth=int(dict(attrs.get("codec", {})).get("bit_depth", 10)),
             has_sharp="sharp" in group,
-            has_flows=stored_flows and flows_are_current(attrs.get(FLOW_METHOD_ATTR), flow) and "flow_blocks" in group,
-            stale_flows=str(attrs.get(FLOW_METHOD_ATTR, "")).partition("@")[0] == flow
-            and not flows_are_current(attrs.get(FLOW_METHOD_ATTR), flow),
+            has_flows=stored_flows and current and "flow_blocks" in group,
+            stale_flows=(parse_flow_tag(tag) or ("",))[0] == flow and not current,
         )
 
     def __len__(self) -> int:
