@@ -96,21 +96,30 @@ def _time_pair(first: Callable[[], object], second: Callable[[], object], repeat
                 min(ratios), max(ratios), statistics.median(cpu_ratios), min(cpu_ratios), max(cpu_ratios))  # fmt: skip
 
 
-#: One core of load: copy 32 MB arrays (memory bandwidth) and do float arithmetic, until killed.
+#: One core of load: copy 32 MB arrays (memory bandwidth) and do float arithmetic, until killed or orphaned.
 BURN = """
+import os, sys
 import numpy as np
 a = np.ones(8 << 20, np.float32)
 b = np.empty_like(a)
-while True:
+while os.getppid() == int(sys.argv[1]):
     np.copyto(b, a)
     np.multiply(b, 1.0001, out=a)
+"""
+#: One core of pure CPU load (Python arithmetic), until killed or orphaned.
+SPIN = """
+import os, sys
+while os.getppid() == int(sys.argv[1]):
+    sum(range(100000))
 """
 
 
 @contextlib.contextmanager
-def load_generator(workers: int | None = None) -> Iterator[int]:
-    """Run :data:`BURN` on ``workers`` processes (default: one per core) for the ``with`` block."""
-    procs = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(workers or os.cpu_count() or 1)]
+def load_generator(workers: int | None = None, loop: str = BURN) -> Iterator[int]:
+    """Run ``loop`` (:data:`BURN`, :data:`SPIN`) on ``workers`` processes (default: one per core) for the ``with``
+    block; each also ends when this process is gone (killed however)."""
+    count = workers or os.cpu_count() or 1
+    procs = [subprocess.Popen([sys.executable, "-c", loop, str(os.getpid())]) for _ in range(count)]
     try:
         time.sleep(1.0)  # the workers have started and allocated
         if any(p.poll() is not None for p in procs):

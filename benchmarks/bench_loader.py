@@ -32,8 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.bench_codec import _clip
+from benchmarks.bench_codec import SPIN, _clip, load_generator
 from cpgd_bench.build import stored_flows
 from cpgd_bench.codec import extract_priors, load_profile
 from cpgd_bench.data import CodingPriorDataset
@@ -181,20 +179,6 @@ def _summary(rates: list[dict[str, float]]) -> dict[str, Any]:
     return out
 
 
-@contextmanager
-def _load_generator(processes: int) -> Iterator[None]:
-    """``processes`` busy-looping Python processes for the duration of the block (each also ends with its parent)."""
-    loop = "import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n    sum(range(100000))"
-    procs = [subprocess.Popen([sys.executable, "-c", loop, str(os.getpid())]) for _ in range(processes)]
-    try:
-        time.sleep(0.5)
-        yield
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-
-
 def _integrity_cost(checked: CodingPriorDataset, unchecked: CodingPriorDataset) -> dict:
     """Checked/unchecked read time of the same clips (> 1: the checks cost time), per round.
 
@@ -253,7 +237,7 @@ def run() -> dict:
         load_before = os.getloadavg()
         as_is = _rounds(loaders, order, ROUNDS)
         load_between = os.getloadavg()
-        with _load_generator(LOAD_PROCESSES):
+        with load_generator(LOAD_PROCESSES, SPIN):
             loaded = _rounds(loaders, order, ROUNDS)
             load_after = os.getloadavg()
         unchecked = CodingPriorDataset(*args, **kwargs, **COMPACT, checksums=False)
