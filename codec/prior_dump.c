@@ -11,6 +11,8 @@
  *   -o FILE        write records to FILE ("-" = stdout; default)
  *   --name NAME    the name error messages give the input (default: INPUT)
  *   --threads N    decoder threads (0 = auto, default)
+ *   --slice-threads  the threads share the slices (HEVC: WPP rows) of one picture instead of decoding
+ *                  pictures in parallel (H.264, HEVC; the VVC decoder schedules its own tasks)
  *   --no-export    decode pixels only (no MVs, no residuals): the plain-decode baseline
  *   --prediction   also write the prediction each residual was added to (test aid)
  *   --rgb          write the picture as 8-bit RGB (the conversion of cpgd_bench/codec/colour.py, bit
@@ -34,7 +36,8 @@
  *     pred Y, Cb, Cr      uint16  as res; 0xFFFF where no residual was added         [if bit 3]
  *   with H4 = ceil(coded_height / 4), W4 = ceil(coded_width / 4). IBC vectors are not motion between
  *   pictures and are written as "no MV". mv, mv_ref, res and pred are the AVCodingPrior arrays as they
- *   are (same element types and order): the tool writes them straight from the side data.
+ *   are (same element types and order): the tool writes them straight from the side data, except a
+ *   residual the decoder gives as a list of coded blocks (HEVC, H.264), which it expands into the planes.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -68,7 +71,7 @@ static const Codec codecs[] = {
 typedef struct Options {
     const char *input, *output, *name;
     const Codec *codec;
-    int threads, export, prediction, md5, null, rgb;
+    int threads, slice_threads, export, prediction, md5, null, rgb;
 } Options;
 
 /* Scratch buffers reused from frame to frame. */
@@ -77,6 +80,12 @@ typedef struct Buffers {
     uint8_t *rgb;        /* RGB picture (--rgb) */
     float *chroma;       /* one vertically interpolated Cb and Cr row (--rgb) */
     size_t row_cap, rgb_cap, chroma_cap;
+#ifndef PRIOR_DUMP_NO_EXPORT
+    int16_t *res[3];     /* residual planes expanded from a block list */
+    int res_w[3], res_h[3];
+    AVCodingPriorBlock *written;  /* the blocks expanded into them (cleared before the next frame) */
+    size_t nb_written, written_cap;
+#endif
 } Buffers;
 
 static const char *input_name;
@@ -248,24 +257,78 @@ static const AVCodingPrior *get_prior(const AVFrame *frame, const Options *o)
     const int need = AV_CODING_PRIOR_HAS_MVS | AV_CODING_PRIOR_HAS_RESIDUAL |
                      (o->prediction ? AV_CODING_PRIOR_HAS_PREDICTION : 0);
     uint64_t n4;
+    int blocks;
 
     if (!sd)
         die(3, "no coding-prior side data on a %s frame (decoder not patched? run: make codec)", o->codec->label);
     p = (const AVCodingPrior *)sd->data;
     if (sd->size < sizeof(*p) || p->version != AV_CODING_PRIOR_VERSION || (p->flags & need) != need ||
         p->nb_planes != 3 || p->mv_width <= 0 || p->mv_height <= 0)
-        die(3, "unsupported %s coding-prior side data (need version 2, MVs and residuals, 4:2:0)", o->codec->label);
+        die(3, "unsupported or incomplete %s coding-prior side data (need version %d, MVs and residuals, "
+            "4:2:0, a fully decoded picture)", o->codec->label, AV_CODING_PRIOR_VERSION);
     n4 = (uint64_t)p->mv_width * p->mv_height;
     if ((uint64_t)p->mv_offset + 8 * n4 > sd->size || (uint64_t)p->ref_offset + 4 * n4 > sd->size)
         die(3, "%s coding-prior side data smaller than its MV grid", o->codec->label);
+    blocks = p->flags & AV_CODING_PRIOR_RESIDUAL_BLOCKS;
+    if (blocks && (uint64_t)p->blocks_offset + p->blocks_size > sd->size)
+        die(3, "%s coding-prior side data smaller than its residual block list", o->codec->label);
     for (int c = 0; c < 3; c++) {
         const uint64_t plane = 2 * ((uint64_t)p->linesize[c] * (p->height[c] - 1) + p->width[c]);
         if (p->width[c] <= 0 || p->height[c] <= 0 || p->linesize[c] < p->width[c] ||
-            (uint64_t)p->offset[c] + plane > sd->size ||
+            (!blocks && (uint64_t)p->offset[c] + plane > sd->size) ||
             (o->prediction && (uint64_t)p->pred_offset[c] + plane > sd->size))
             die(3, "%s coding-prior side data smaller than its planes", o->codec->label);
     }
     return p;
+}
+
+/* The residual planes of a prior whose residual is a block list (AV_CODING_PRIOR_RESIDUAL_BLOCKS), into b->res:
+ * zero planes (of the last frame's, only the blocks it wrote are cleared), then the blocks in list order. Dies
+ * on a block that does not fit its plane or the list. */
+static void expand_blocks(const AVCodingPrior *p, Buffers *b, const Codec *codec)
+{
+    const uint8_t *list = (const uint8_t *)p + p->blocks_offset;
+
+    for (int c = 0; c < 3; c++) {
+        if (b->res[c] && b->res_w[c] == p->width[c] && b->res_h[c] == p->height[c])
+            continue;
+        free(b->res[c]);
+        b->res[c] = calloc((size_t)p->width[c] * p->height[c], sizeof(int16_t));
+        if (!b->res[c])
+            die(4, "%s", "out of memory");
+        b->res_w[c] = p->width[c];
+        b->res_h[c] = p->height[c];
+    }
+    for (size_t i = 0; i < b->nb_written; i++) {
+        const AVCodingPriorBlock *k = &b->written[i];
+        if (k->x + k->w > b->res_w[k->plane] || k->y + k->h > b->res_h[k->plane])
+            continue;   /* written into planes since replaced */
+        for (int y = 0; y < k->h; y++)
+            memset(b->res[k->plane] + (size_t)(k->y + y) * b->res_w[k->plane] + k->x, 0, k->w * sizeof(int16_t));
+    }
+    b->nb_written = 0;
+    for (size_t at = 0; at < p->blocks_size;) {
+        AVCodingPriorBlock k;
+        size_t n;
+        if (p->blocks_size - at < sizeof(k))
+            die(3, "%s residual block list: a block header past its end", codec->label);
+        memcpy(&k, list + at, sizeof(k));
+        n = AV_CODING_PRIOR_BLOCK_SIZE(k.w, k.h);
+        if (k.plane >= 3 || !k.w || !k.h || k.x + k.w > p->width[k.plane] || k.y + k.h > p->height[k.plane] ||
+            n > p->blocks_size - at)
+            die(3, "%s residual block list: a block outside its plane or the list", codec->label);
+        for (int y = 0; y < k.h; y++)
+            memcpy(b->res[k.plane] + (size_t)(k.y + y) * p->width[k.plane] + k.x,
+                   list + at + sizeof(k) + (size_t)y * k.w * sizeof(int16_t), k.w * sizeof(int16_t));
+        if (b->nb_written == b->written_cap) {
+            b->written_cap = b->written_cap ? 2 * b->written_cap : 4096;
+            b->written = realloc(b->written, b->written_cap * sizeof(*b->written));
+            if (!b->written)
+                die(4, "%s", "out of memory");
+        }
+        b->written[b->nb_written++] = k;
+        at += n;
+    }
 }
 
 /* Planes of a prior at `offsets`: one write per plane when its rows are contiguous. */
@@ -344,7 +407,12 @@ static void write_frame(FILE *f, const AVFrame *frame, const Options *o, Buffers
     if (p) {
         put(f, (const uint8_t *)p + p->mv_offset, 2 * mv_bytes);
         put(f, (const uint8_t *)p + p->ref_offset, mv_bytes);
-        write_prior_planes(f, p, p->offset);
+        if (p->flags & AV_CODING_PRIOR_RESIDUAL_BLOCKS) {
+            expand_blocks(p, b, o->codec);
+            for (int c = 0; c < 3; c++)
+                put(f, b->res[c], (size_t)p->width[c] * p->height[c] * sizeof(int16_t));
+        } else
+            write_prior_planes(f, p, p->offset);
         if (o->prediction)
             write_prior_planes(f, p, p->pred_offset);
     }
@@ -382,6 +450,8 @@ static void parse_args(int argc, char **argv, Options *o)
             }
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             o->threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--slice-threads"))
+            o->slice_threads = 1;
         else if (!strcmp(argv[i], "--no-export"))
             o->export = 0;
         else if (!strcmp(argv[i], "--prediction"))
@@ -395,7 +465,7 @@ static void parse_args(int argc, char **argv, Options *o)
         else if ((argv[i][0] != '-' || !strcmp(argv[i], "-")) && !o->input)
             o->input = argv[i];
         else {
-            fprintf(stderr, "usage: prior-dump [--codec vvc|hevc|h264] [-o FILE] [--name NAME] [--threads N] "
+            fprintf(stderr, "usage: prior-dump [--codec vvc|hevc|h264] [-o FILE] [--name NAME] [--threads N] [--slice-threads] "
                             "[--no-export] [--prediction] [--rgb] [--md5] [--null] INPUT\n");
             exit(2);
         }
@@ -441,6 +511,8 @@ int main(int argc, char **argv)
     dec = avcodec_alloc_context3(codec);
     avcodec_parameters_to_context(dec, fmt->streams[stream]->codecpar);
     dec->thread_count    = o.threads;
+    if (o.slice_threads)
+        dec->thread_type = FF_THREAD_SLICE;
     dec->err_recognition = AV_EF_EXPLODE | AV_EF_CRCCHECK | AV_EF_BITSTREAM;
     if (o.export && (!dec->priv_data ||
                      av_opt_set(dec->priv_data, "export_prior", o.prediction ? "mvs+residual+prediction" : "mvs+residual",
@@ -501,6 +573,11 @@ int main(int argc, char **argv)
     free(buffers.row);
     free(buffers.rgb);
     free(buffers.chroma);
+#ifndef PRIOR_DUMP_NO_EXPORT
+    for (int c = 0; c < 3; c++)
+        free(buffers.res[c]);
+    free(buffers.written);
+#endif
     av_frame_free(&frame);
     av_packet_free(&pkt);
     avcodec_free_context(&dec);

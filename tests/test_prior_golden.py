@@ -57,6 +57,26 @@ def test_records_byte_identical_to_the_first_export(name):
     assert record_md5s(GOLDEN / f"{name}.266", tool) == golden
 
 
+#: every stored bitstream: codec folder under GOLDEN ("" for VVC) -> extension
+STREAM_DIRS = {"": ".266", "hevc": ".265", "h264": ".264"}
+ALL_STREAMS = [f"{sub}/{name}" if sub else name
+               for sub in STREAM_DIRS for name in json.loads((GOLDEN / sub / "records.json").read_text())]
+
+
+@pytest.mark.parametrize("stream", ALL_STREAMS)
+def test_slice_threads_write_the_golden_records(stream):
+    """Threads sharing the slices (HEVC: WPP rows) of a picture append its residual blocks concurrently, in another
+    order: the records, planes expanded from the block list, are still the golden ones (those of threads auto)."""
+    tool = require_codec("patched")
+    sub, _, name = stream.rpartition("/")
+    golden = json.loads((GOLDEN / sub / "records.json").read_text())[name]
+    for run, extra in (("t0", []), ("t0-pred", ["--prediction"])):
+        data = subprocess.run([str(tool), "--threads", "3", "--slice-threads", *extra, "-o", "-",
+                               str(GOLDEN / sub / f"{name}{STREAM_DIRS[sub]}")],
+                              capture_output=True, check=True).stdout
+        assert hashlib.md5(data).hexdigest() == golden[run], f"{stream} {run}"
+
+
 def write_golden(tool: Path) -> None:
     """Encode the clips into tests/prior_golden/ and write records.json with ``tool`` (the first export's)."""
     from cpgd_bench.codec import encode, load_profile
