@@ -129,9 +129,9 @@ def motion_compensation_wins(frames: list, lists: tuple[int, ...], still: float)
 
 def run_mutants(tool: Path, codec: str, sources: list[bytes], count: int, seed: int, kinds: list[str],
                 make: Callable[[random.Random, str, bytes], bytes], tmp_path: Path) -> dict[str, int]:  # fmt: skip
-    """Run the (ASan) dump tool on ``count`` mutants (``make``, fixed ``seed``, kinds in turn): each must give a
-    clean exit with well-formed records or the tool's own error exit (2-4) with its line; never a sanitizer
-    report, a signal or a hang. Returns the clean exits per kind."""
+    """Run the (ASan) dump tool on ``count`` mutants (``make``, fixed ``seed``, kinds in turn, each under every thread
+    setting, slice threads included): each must give a clean exit with well-formed records or the tool's own error
+    exit (2-4) with its line; never a sanitizer report, a signal or a hang. Returns the clean exits per kind."""
     from cpgd_bench.codec.records import iter_records
 
     rng = random.Random(seed)
@@ -140,7 +140,9 @@ def run_mutants(tool: Path, codec: str, sources: list[bytes], count: int, seed: 
         kind = kinds[i % len(kinds)]
         path = tmp_path / f"m{i:03d}-{kind}.{codec}"
         path.write_bytes(make(rng, kind, sources[i % len(sources)]))
-        args = [["--threads", "1"], ["--threads", "2", "--prediction"], ["--threads", "0"]][i % 3]
+        # every kind meets every thread setting; slice threads append to the residual block list concurrently
+        args = [["--threads", "1"], ["--threads", "2", "--prediction"], ["--threads", "0"],
+                ["--threads", "3", "--slice-threads"]][(i + i // len(kinds)) % 4]  # fmt: skip
         done = subprocess.run([str(tool), "--codec", codec, *args, "-o", str(tmp_path / "out.bin"), str(path)],
                               capture_output=True, timeout=120)  # fmt: skip
         err = done.stderr.decode(errors="replace")
