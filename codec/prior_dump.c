@@ -36,8 +36,8 @@
  *     pred Y, Cb, Cr      uint16  as res; 0xFFFF where no residual was added         [if bit 3]
  *   with H4 = ceil(coded_height / 4), W4 = ceil(coded_width / 4). IBC vectors are not motion between
  *   pictures and are written as "no MV". mv, mv_ref, res and pred are the AVCodingPrior arrays as they
- *   are (same element types and order): the tool writes them straight from the side data, except a
- *   residual the decoder gives as a list of coded blocks (HEVC, H.264), which it expands into the planes.
+ *   are (same element types and order): the tool writes them straight from the side data, except the
+ *   residual, which the decoder gives as a list of coded blocks and the tool expands into the planes.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -257,7 +257,6 @@ static const AVCodingPrior *get_prior(const AVFrame *frame, const Options *o)
     const int need = AV_CODING_PRIOR_HAS_MVS | AV_CODING_PRIOR_HAS_RESIDUAL |
                      (o->prediction ? AV_CODING_PRIOR_HAS_PREDICTION : 0);
     uint64_t n4;
-    int blocks;
 
     if (!sd)
         die(3, "no coding-prior side data on a %s frame (decoder not patched? run: make codec)", o->codec->label);
@@ -269,22 +268,20 @@ static const AVCodingPrior *get_prior(const AVFrame *frame, const Options *o)
     n4 = (uint64_t)p->mv_width * p->mv_height;
     if ((uint64_t)p->mv_offset + 8 * n4 > sd->size || (uint64_t)p->ref_offset + 4 * n4 > sd->size)
         die(3, "%s coding-prior side data smaller than its MV grid", o->codec->label);
-    blocks = p->flags & AV_CODING_PRIOR_RESIDUAL_BLOCKS;
-    if (blocks && (uint64_t)p->blocks_offset + p->blocks_size > sd->size)
+    if ((uint64_t)p->blocks_offset + p->blocks_size > sd->size)
         die(3, "%s coding-prior side data smaller than its residual block list", o->codec->label);
     for (int c = 0; c < 3; c++) {
         const uint64_t plane = 2 * ((uint64_t)p->linesize[c] * (p->height[c] - 1) + p->width[c]);
         if (p->width[c] <= 0 || p->height[c] <= 0 || p->linesize[c] < p->width[c] ||
-            (!blocks && (uint64_t)p->offset[c] + plane > sd->size) ||
             (o->prediction && (uint64_t)p->pred_offset[c] + plane > sd->size))
             die(3, "%s coding-prior side data smaller than its planes", o->codec->label);
     }
     return p;
 }
 
-/* The residual planes of a prior whose residual is a block list (AV_CODING_PRIOR_RESIDUAL_BLOCKS), into b->res:
- * zero planes (of the last frame's, only the blocks it wrote are cleared), then the blocks in list order. Dies
- * on a block that does not fit its plane or the list. */
+/* The residual planes of a prior, expanded from its block list into b->res: zero planes (of the last frame's,
+ * only the blocks it wrote are cleared), then the blocks in list order. Dies on a block that does not fit its
+ * plane or the list. */
 static void expand_blocks(const AVCodingPrior *p, Buffers *b, const Codec *codec)
 {
     const uint8_t *list = (const uint8_t *)p + p->blocks_offset;
@@ -296,13 +293,12 @@ static void expand_blocks(const AVCodingPrior *p, Buffers *b, const Codec *codec
         b->res[c] = calloc((size_t)p->width[c] * p->height[c], sizeof(int16_t));
         if (!b->res[c])
             die(4, "%s", "out of memory");
-        b->res_w[c] = p->width[c];
-        b->res_h[c] = p->height[c];
+        b->res_w[c]   = p->width[c];
+        b->res_h[c]   = p->height[c];
+        b->nb_written = 0;   /* new planes are zero */
     }
     for (size_t i = 0; i < b->nb_written; i++) {
         const AVCodingPriorBlock *k = &b->written[i];
-        if (k->x + k->w > b->res_w[k->plane] || k->y + k->h > b->res_h[k->plane])
-            continue;   /* written into planes since replaced */
         for (int y = 0; y < k->h; y++)
             memset(b->res[k->plane] + (size_t)(k->y + y) * b->res_w[k->plane] + k->x, 0, k->w * sizeof(int16_t));
     }
@@ -331,11 +327,11 @@ static void expand_blocks(const AVCodingPrior *p, Buffers *b, const Codec *codec
     }
 }
 
-/* Planes of a prior at `offsets`: one write per plane when its rows are contiguous. */
-static void write_prior_planes(FILE *f, const AVCodingPrior *p, const uint32_t *offsets)
+/* The prediction planes of a prior: one write per plane when its rows are contiguous. */
+static void write_prediction(FILE *f, const AVCodingPrior *p)
 {
     for (int c = 0; c < p->nb_planes; c++) {
-        const uint8_t *base = (const uint8_t *)p + offsets[c];
+        const uint8_t *base = (const uint8_t *)p + p->pred_offset[c];
         const size_t row = (size_t)p->width[c] * sizeof(int16_t);
         if (p->linesize[c] == p->width[c])
             put(f, base, row * p->height[c]);
@@ -407,14 +403,11 @@ static void write_frame(FILE *f, const AVFrame *frame, const Options *o, Buffers
     if (p) {
         put(f, (const uint8_t *)p + p->mv_offset, 2 * mv_bytes);
         put(f, (const uint8_t *)p + p->ref_offset, mv_bytes);
-        if (p->flags & AV_CODING_PRIOR_RESIDUAL_BLOCKS) {
-            expand_blocks(p, b, o->codec);
-            for (int c = 0; c < 3; c++)
-                put(f, b->res[c], (size_t)p->width[c] * p->height[c] * sizeof(int16_t));
-        } else
-            write_prior_planes(f, p, p->offset);
+        expand_blocks(p, b, o->codec);
+        for (int c = 0; c < 3; c++)
+            put(f, b->res[c], (size_t)p->width[c] * p->height[c] * sizeof(int16_t));
         if (o->prediction)
-            write_prior_planes(f, p, p->pred_offset);
+            write_prediction(f, p);
     }
 #endif
 }
