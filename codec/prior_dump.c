@@ -85,6 +85,8 @@ typedef struct Buffers {
     int res_w[3], res_h[3];
     AVCodingPriorBlock *written;  /* the blocks expanded into them (cleared before the next frame) */
     size_t nb_written, written_cap;
+    int16_t *motion;     /* mv then ref, untiled */
+    size_t motion_cap;
 #endif
 } Buffers;
 
@@ -256,7 +258,7 @@ static const AVCodingPrior *get_prior(const AVFrame *frame, const Options *o)
     const AVCodingPrior *p;
     const int need = AV_CODING_PRIOR_HAS_MVS | AV_CODING_PRIOR_HAS_RESIDUAL |
                      (o->prediction ? AV_CODING_PRIOR_HAS_PREDICTION : 0);
-    uint64_t n4;
+    uint64_t tiles;
 
     if (!sd)
         die(3, "no coding-prior side data on a %s frame (decoder not patched? run: make codec)", o->codec->label);
@@ -265,8 +267,8 @@ static const AVCodingPrior *get_prior(const AVFrame *frame, const Options *o)
         p->nb_planes != 3 || p->mv_width <= 0 || p->mv_height <= 0)
         die(3, "unsupported or incomplete %s coding-prior side data (need version %d, MVs and residuals, "
             "4:2:0, a fully decoded picture)", o->codec->label, AV_CODING_PRIOR_VERSION);
-    n4 = (uint64_t)p->mv_width * p->mv_height;
-    if ((uint64_t)p->mv_offset + 8 * n4 > sd->size || (uint64_t)p->ref_offset + 4 * n4 > sd->size)
+    tiles = (uint64_t)AV_CODING_PRIOR_TILES_W(p->mv_width) * AV_CODING_PRIOR_TILES_W(p->mv_height);
+    if ((uint64_t)p->mv_offset + tiles * sizeof(AVCodingPriorMotionTile) > sd->size)
         die(3, "%s coding-prior side data smaller than its MV grid", o->codec->label);
     if ((uint64_t)p->blocks_offset + p->blocks_size > sd->size)
         die(3, "%s coding-prior side data smaller than its residual block list", o->codec->label);
@@ -277,6 +279,29 @@ static const AVCodingPrior *get_prior(const AVFrame *frame, const Options *o)
             die(3, "%s coding-prior side data smaller than its planes", o->codec->label);
     }
     return p;
+}
+
+/* The motion of a prior in the record's layout, from its tiles: mv int16 [2][H4][W4][2], then ref int16 [2][H4][W4]. */
+static const int16_t *untile_motion(const AVCodingPrior *p, Buffers *b)
+{
+    const AVCodingPriorMotionTile *tiles = (const AVCodingPriorMotionTile *)((const uint8_t *)p + p->mv_offset);
+    const int w4 = p->mv_width, h4 = p->mv_height, tiles_w = AV_CODING_PRIOR_TILES_W(w4);
+    const size_t n4 = (size_t)w4 * h4;
+    int16_t *mv, *ref;
+
+    b->motion = grow(b->motion, &b->motion_cap, 6 * n4, sizeof(int16_t));
+    mv  = b->motion;
+    ref = mv + 4 * n4;
+    for (int l = 0; l < 2; l++)
+        for (int y = 0; y < h4; y++)
+            for (int x = 0; x < w4; x += 4) {
+                const AVCodingPriorMotionTile *t = &tiles[(size_t)(y >> 2) * tiles_w + (x >> 2)];
+                const int n = w4 - x < 4 ? w4 - x : 4;
+                const size_t i = ((size_t)l * h4 + y) * w4 + x;
+                memcpy(mv + 2 * i, t->mv[l][y & 3], n * sizeof(t->mv[l][0][0]));
+                memcpy(ref + i, t->ref[l][y & 3], n * sizeof(t->ref[l][0][0]));
+            }
+    return b->motion;
 }
 
 /* The residual planes of a prior, expanded from its block list into b->res: zero planes (of the last frame's,
@@ -401,8 +426,7 @@ static void write_frame(FILE *f, const AVFrame *frame, const Options *o, Buffers
         write_planes(f, frame, b);
 #ifndef PRIOR_DUMP_NO_EXPORT
     if (p) {
-        put(f, (const uint8_t *)p + p->mv_offset, 2 * mv_bytes);
-        put(f, (const uint8_t *)p + p->ref_offset, mv_bytes);
+        put(f, untile_motion(p, b), 3 * mv_bytes);
         expand_blocks(p, b, o->codec);
         for (int c = 0; c < 3; c++)
             put(f, b->res[c], (size_t)p->width[c] * p->height[c] * sizeof(int16_t));
@@ -570,6 +594,7 @@ int main(int argc, char **argv)
     for (int c = 0; c < 3; c++)
         free(buffers.res[c]);
     free(buffers.written);
+    free(buffers.motion);
 #endif
     av_frame_free(&frame);
     av_packet_free(&pkt);

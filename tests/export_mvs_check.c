@@ -20,27 +20,29 @@ static long check_frame(const AVFrame *frame, long *blocks, long *used)
     const AVFrameSideData *a = av_frame_get_side_data(frame, AV_FRAME_DATA_MOTION_VECTORS);
     const AVFrameSideData *b = av_frame_get_side_data(frame, AV_FRAME_DATA_CODING_PRIOR);
     const AVCodingPrior *p;
+    const AVCodingPriorMotionTile *tiles;
     const AVMotionVector *m;
-    const int16_t *mv, *ref;
-    long n, bad = 0;
+    long bad = 0;
 
     if (!a || !b)
         return 1;
-    p   = (const AVCodingPrior *)b->data;
-    m   = (const AVMotionVector *)a->data;
-    mv  = (const int16_t *)(b->data + p->mv_offset);
-    ref = (const int16_t *)(b->data + p->ref_offset);
-    n   = 2L * p->mv_width * p->mv_height;
+    p     = (const AVCodingPrior *)b->data;
+    m     = (const AVMotionVector *)a->data;
+    tiles = (const AVCodingPriorMotionTile *)(b->data + p->mv_offset);
     if (p->version != AV_CODING_PRIOR_VERSION || p->flags != AV_CODING_PRIOR_HAS_MVS || p->nb_planes ||
-        a->size != n * sizeof(*m))
+        a->size != 2L * p->mv_width * p->mv_height * sizeof(*m))
         return 1;
-    for (long i = 0; i < n; i++) {
-        const int u = m[i].w && !(m[i].flags & MV_FLAG_IBC);
-        *used += u;
-        bad += (u ? m[i].source : 0) != ref[i] || (u ? m[i].motion_x : 0) != mv[2 * i] ||
-               (u ? m[i].motion_y : 0) != mv[2 * i + 1] || (u && m[i].motion_scale != 16);
-    }
-    *blocks += n;
+    for (int l = 0; l < 2; l++)
+        for (int y = 0; y < p->mv_height; y++)
+            for (int x = 0; x < p->mv_width; x++, m++) {
+                const AVCodingPriorMotionTile *t = &tiles[(y >> 2) * AV_CODING_PRIOR_TILES_W(p->mv_width) + (x >> 2)];
+                const int16_t *mv = t->mv[l][y & 3][x & 3];
+                const int u = m->w && !(m->flags & MV_FLAG_IBC);
+                *used += u;
+                bad += (u ? m->source : 0) != t->ref[l][y & 3][x & 3] || (u ? m->motion_x : 0) != mv[0] ||
+                       (u ? m->motion_y : 0) != mv[1] || (u && m->motion_scale != 16);
+            }
+    *blocks += 2L * p->mv_width * p->mv_height;
     return bad;
 }
 
