@@ -267,7 +267,7 @@ static const AVCodingPrior *get_prior(const AVFrame *frame, const Options *o)
         p->nb_planes != 3 || p->mv_width <= 0 || p->mv_height <= 0)
         die(3, "unsupported or incomplete %s coding-prior side data (need version %d, MVs and residuals, "
             "4:2:0, a fully decoded picture)", o->codec->label, AV_CODING_PRIOR_VERSION);
-    tiles = (uint64_t)AV_CODING_PRIOR_TILES_W(p->mv_width) * AV_CODING_PRIOR_TILES_W(p->mv_height);
+    tiles = (uint64_t)AV_CODING_PRIOR_TILES(p->mv_width) * AV_CODING_PRIOR_TILES(p->mv_height);
     if ((uint64_t)p->mv_offset + tiles * sizeof(AVCodingPriorMotionTile) > sd->size)
         die(3, "%s coding-prior side data smaller than its MV grid", o->codec->label);
     if ((uint64_t)p->blocks_offset + p->blocks_size > sd->size)
@@ -285,7 +285,7 @@ static const AVCodingPrior *get_prior(const AVFrame *frame, const Options *o)
 static const int16_t *untile_motion(const AVCodingPrior *p, Buffers *b)
 {
     const AVCodingPriorMotionTile *tiles = (const AVCodingPriorMotionTile *)((const uint8_t *)p + p->mv_offset);
-    const int w4 = p->mv_width, h4 = p->mv_height, tiles_w = AV_CODING_PRIOR_TILES_W(w4);
+    const int w4 = p->mv_width, h4 = p->mv_height, tiles_w = AV_CODING_PRIOR_TILES(w4);
     const size_t n4 = (size_t)w4 * h4;
     int16_t *mv, *ref;
 

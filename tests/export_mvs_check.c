@@ -35,7 +35,7 @@ static long check_frame(const AVFrame *frame, long *blocks, long *used)
     for (int l = 0; l < 2; l++)
         for (int y = 0; y < p->mv_height; y++)
             for (int x = 0; x < p->mv_width; x++, m++) {
-                const AVCodingPriorMotionTile *t = &tiles[(y >> 2) * AV_CODING_PRIOR_TILES_W(p->mv_width) + (x >> 2)];
+                const AVCodingPriorMotionTile *t = &tiles[(y >> 2) * AV_CODING_PRIOR_TILES(p->mv_width) + (x >> 2)];
                 const int16_t *mv = t->mv[l][y & 3][x & 3];
                 const int u = m->w && !(m->flags & MV_FLAG_IBC);
                 *used += u;
