@@ -35,9 +35,9 @@
  *     res Y, Cb, Cr       int16   coded size (coded_height, coded_width), half for chroma [if bit 2]
  *     pred Y, Cb, Cr      uint16  as res; 0xFFFF where no residual was added         [if bit 3]
  *   with H4 = ceil(coded_height / 4), W4 = ceil(coded_width / 4). IBC vectors are not motion between
- *   pictures and are written as "no MV". mv, mv_ref, res and pred are the AVCodingPrior arrays as they
- *   are (same element types and order): the tool writes them straight from the side data, except the
- *   residual, which the decoder gives as a list of coded blocks and the tool expands into the planes.
+ *   pictures and are written as "no MV". The values are the AVCodingPrior's, same element types: the tool
+ *   writes pred straight from the side data, untiles the motion tiles into mv and mv_ref, and expands the
+ *   residual, which the decoder gives as a list of coded blocks, into the planes.
  */
 #include <errno.h>
 #include <stdarg.h>
