@@ -40,14 +40,14 @@ from cpgd_bench.sources.realclips import frame_events
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.locks import FileLock, is_held, watching_driver
 from cpgd_bench.store.reader import read_root_attrs
-from cpgd_bench.store.schema import FLOW_METHOD_ATTR, FRAMES_PER_CHUNK, check_name
+from cpgd_bench.store.schema import FLOW_METHOD_ATTR, FRAMES_PER_SHARD, check_name
 from cpgd_bench.store.writer import LOCK_NAME, StoreWriter
 
 BACKENDS = ("loky", "threading", "dask")
-#: Frames per block handed from the decoder to the store: two inner chunks. Smaller blocks shorten the
-#: tail (the last block is compressed after decoding ends); the second block of a 16-frame shard costs a
-#: shard rewrite, +0.02 CPU-s per 720p sequence for the RGB frames (4-frame blocks: +0.09).
-DECODE_BLOCK = 2 * FRAMES_PER_CHUNK
+#: Frames per block handed from the decoder to the store: one shard (two inner chunks), written as whole shard
+#: files (:class:`~cpgd_bench.store.shard_writer.ShardWriter`). Smaller blocks shorten the tail (the last block
+#: is compressed after decoding ends) but would rewrite shards.
+DECODE_BLOCK = FRAMES_PER_SHARD
 SCHEDULER_TIMEOUT = "20s"  # how long to try reaching a Dask scheduler
 #: Codec scratch directories ``<workdir>/cpgd-build-<split>-<sequence>-<token>``, each with a ``.lock`` beside it
 #: that its worker holds from before the directory exists until after it is removed.

@@ -12,6 +12,8 @@ pixels of the N blocks and L lists.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numba import njit
 
@@ -68,7 +70,7 @@ def _scaled(mv: np.ndarray, mv_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.stack(flows, 1), np.stack(valid, 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _land(f, y, x, vx, vy, d, h4, w4):
     """Flat index of the block of frame f + d that block (f, y, x) moved by (vx, vy) pixels lands on (rounded
     half to even, clamped to the frame)."""
@@ -77,7 +79,7 @@ def _land(f, y, x, vx, vy, d, h4, w4):
     return ((f + d) * h4 + int(qy)) * w4 + int(qx)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _linked(ref):
     """Rule 7, bool (T, 2): whether the bitstream links frame t to t - 1 / t + 1; False outside the run."""
     t_len, lists, h4, w4 = ref.shape
@@ -96,7 +98,7 @@ def _linked(ref):
     return linked
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _direct(vb, rb, t_len, h4, w4, s, sums, counts):
     """Rule 1 into ``sums`` (N, 2) / ``counts`` (N,): candidates toward u = t + s of every block of t, where t
     predicts from u (its MV) or u from t (minus u's MV, moved to the block of t it lands on)."""
@@ -127,7 +129,7 @@ def _direct(vb, rb, t_len, h4, w4, s, sums, counts):
         counts[i] += np.float32(landed_n[i])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _chains(vb, rb, t_len, h4, w4, sums, counts):
     """Rule 3 for both directions into ``sums`` (2, N, 2) / ``counts`` (2, N): mv + mv_r where t predicts from
     r = t + d (inside the run) and r's block where t's MV lands predicts from t + s, d != s."""
@@ -153,7 +155,7 @@ def _chains(vb, rb, t_len, h4, w4, sums, counts):
                                 counts[k, i] += np.float32(1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _velocity(vb, rb, t_len, hw, i, f, s):
     """Rule 5 at block i of frame f: (fx, fy, ok). Each used list of t (then of t + s, same block) gives
     ``mv * s / d`` at cost |d| (+1 where d points away from the other frame); the cheapest are averaged (with no
@@ -181,7 +183,7 @@ def _velocity(vb, rb, t_len, hw, i, f, s):
     return fx, fy, best < np.inf
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _common(vb, rb, h4, w4, i, f, y, x, px, py, s):
     """Rule 2 at block i = (f, y, x) placed on u = t + s by (px, py): t and u predict from the same frame r, so
     F(t->u) = F(t->r) - F(u->r); returns (found, fx, fy), the mean over matching pairs of lists (float64)."""
@@ -202,7 +204,7 @@ def _common(vb, rb, h4, w4, i, f, y, x, px, py, s):
     return True, np.float64(sx) / n, np.float64(sy) / n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _box(x):
     """Sums of (T, C, h, w) over (2 FILL_RADIUS + 1)^2 windows of the last two axes (zeros outside): rows first,
     then columns, each in window order."""
@@ -228,7 +230,7 @@ def _box(x):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _median_of_valid(flows, valid, t, c, y, x, window):
     """The median of component c of the valid blocks within FILL_RADIUS of (t, y, x) (at least one): the mean of
     the two middle values of an even count, in float32."""
@@ -244,7 +246,7 @@ def _median_of_valid(flows, valid, t, c, y, x, window):
     return (ordered[(m - 1) // 2] + ordered[m // 2]) / np.float32(2)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fill(flows, valid, median):
     """Rule 6: invalid blocks of ``flows`` (T, 2, h4, w4) take the mean (``median``: the per-component median)
     of the ``valid`` ones within FILL_RADIUS; with no valid block within reach the mean gives 0, the median
@@ -279,7 +281,7 @@ def _fill(flows, valid, median):
     return out, near
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _candidates(vb, rb, t_len, h4, w4, k, used, chain_sums, chain_counts, v1):
     """Rules 1-3 and 5 toward t + s, s = 2k - 1: candidate sums (N, 2) and weights (N,), the constant-velocity
     flows (N, 2) and where they exist (N,), and (composed only) rules 2-3 alone, unweighted: sums and counts."""
@@ -333,7 +335,7 @@ def _candidates(vb, rb, t_len, h4, w4, k, used, chain_sums, chain_counts, v1):
     return sums, counts, velocity, velocity_ok, comp_sums, comp_counts
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _project(sums, counts, vec, have, t_len, h4, w4, s):
     """Rule 4, in place: the blocks of t = u - s without candidates take minus the flows from u to t of the
     blocks of u with rules 2-3 candidates (``vec`` sums over ``have`` of them) that land on them."""
@@ -352,7 +354,7 @@ def _project(sums, counts, vec, have, t_len, h4, w4, s):
                     counts[at] += np.float32(1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _finish(sums, counts, velocity, velocity_ok, t_len, h4, w4, v1):
     """Rules 5, 6 and 8 on one direction's candidates: flows (T, 2, h4, w4) and validity (T, h4, w4)."""
     exact, vel = np.empty((t_len, 2, h4, w4), np.float32), np.empty((t_len, 2, h4, w4), np.float32)
@@ -387,8 +389,10 @@ def _finish(sums, counts, velocity, velocity_ok, t_len, h4, w4, v1):
     return flow, ok
 
 
-@njit(cache=True)
-def _composed(mv, mv_ref, v1):
+@njit(cache=True, nogil=True)
+def _blocks(mv, mv_ref, v1):
+    """The block-major inputs of both directions: ``rb``, ``vb``, which blocks use a list, the rule-7 links and
+    (composed only) the rule-3 chains."""
     t_len, lists, h4, w4 = mv_ref.shape
     n = t_len * h4 * w4
     rb, vb, used = np.empty((n, lists), np.int16), np.empty((n, lists, 2), np.float32), np.zeros(n, np.bool_)
@@ -406,24 +410,40 @@ def _composed(mv, mv_ref, v1):
     chain_sums, chain_counts = np.zeros((2, n, 2), np.float32), np.zeros((2, n), np.float32)
     if not v1:
         _chains(vb, rb, t_len, h4, w4, chain_sums, chain_counts)
-    prev = _candidates(vb, rb, t_len, h4, w4, 0, used, chain_sums, chain_counts, v1)
-    nxt = _candidates(vb, rb, t_len, h4, w4, 1, used, chain_sums, chain_counts, v1)
-    flows, valid = np.zeros((t_len, 2, 2, h4, w4), np.float32), np.zeros((t_len, 2, h4, w4), np.bool_)
-    for k in range(2):
-        sums, counts, velocity, velocity_ok = (prev if k == 0 else nxt)[:4]
-        if not v1:  # rule 4 where rules 1-3 found nothing: the other direction's compositions, projected
-            other = nxt if k == 0 else prev
-            _project(sums, counts, other[4], other[5], t_len, h4, w4, 2 * k - 1)
-        flow, ok = _finish(sums, counts, velocity, velocity_ok, t_len, h4, w4, v1)
-        for t in range(t_len):
-            if linked[t, k]:  # rule 7: unlinked boundaries stay 0 and invalid
-                flows[t, k], valid[t, k] = flow[t], ok[t]
-    return flows, valid
+    return rb, vb, used, linked, chain_sums, chain_counts
+
+
+@njit(cache=True, nogil=True)
+def _direction(k, own, other, linked, t_len, h4, w4, v1):
+    """Flows and validity (T, 2, h4, w4) / (T, h4, w4) toward t - 1 (k = 0) or t + 1 (k = 1) from the
+    :func:`_candidates` of that direction (``own``) and of the other one; zero and invalid where rule 7 unlinks."""
+    sums, counts, velocity, velocity_ok = own[0], own[1], own[2], own[3]
+    if not v1:  # rule 4 where rules 1-3 found nothing: the other direction's compositions, projected
+        _project(sums, counts, other[4], other[5], t_len, h4, w4, 2 * k - 1)
+    flow, ok = _finish(sums, counts, velocity, velocity_ok, t_len, h4, w4, v1)
+    for t in range(t_len):
+        if not linked[t, k]:  # rule 7: unlinked boundaries stay 0 and invalid
+            flow[t] = 0
+            ok[t] = False
+    return flow, ok
+
+
+def _composed(mv: np.ndarray, mv_ref: np.ndarray, v1: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The composed rules; the two directions run on two threads (the loops release the GIL)."""
+    t_len, _, h4, w4 = mv_ref.shape
+    rb, vb, used, linked, chain_sums, chain_counts = _blocks(mv, mv_ref, v1)
+    with ThreadPoolExecutor(2) as pool:
+        cands = list(pool.map(lambda k: _candidates(vb, rb, t_len, h4, w4, k, used, chain_sums, chain_counts, v1),
+                              (0, 1)))  # fmt: skip
+        # _candidates' comp_sums / comp_counts ([4], [5]) are read by the other direction, never written
+        flows, valid = zip(*pool.map(lambda k: _direction(k, cands[k], cands[1 - k], linked, t_len, h4, w4, v1),
+                                     (0, 1)), strict=True)  # fmt: skip
+    return np.stack(flows, 1), np.stack(valid, 1)
 
 
 #: Every compiled function of this module (their on-disk caches are dropped together when one cannot be loaded).
 _KERNELS = (_land, _linked, _direct, _chains, _velocity, _common, _box, _median_of_valid, _fill, _candidates,
-            _project, _finish, _composed)  # fmt: skip
+            _project, _finish, _blocks, _direction)  # fmt: skip
 
 
 def block_flows(mv: np.ndarray, mv_ref: np.ndarray, method: str = DEFAULT_FLOW) -> tuple[np.ndarray, np.ndarray]:
@@ -449,7 +469,7 @@ def block_flows(mv: np.ndarray, mv_ref: np.ndarray, method: str = DEFAULT_FLOW) 
     try:
         return _composed(mv, mv_ref, method == "composed-v1")
     except Exception:
-        if _composed.overloads:  # the loops compiled (or loaded) fine: a real error
+        if _blocks.overloads and _direction.overloads:  # the loops compiled (or loaded) fine: a real error
             raise
         # numba could not load its on-disk cache of the loops (a truncated or garbled file): drop it, compile anew
         for kernel in _KERNELS:

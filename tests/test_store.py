@@ -56,9 +56,9 @@ def test_round_trip_arrays_attrs_and_layout(store: tuple[Path, dict]) -> None:
     assert decoded.shards is not None and decoded.shards[0] == FRAMES_PER_SHARD
     assert [type(c).__name__ for c in decoded.compressors] == ["BloscCodec", "Crc32cCodec"]  # frames: Blosc-LZ4
     assert [type(c).__name__ for c in s.group("test", "c")["residual"].compressors] == ["ZstdCodec", "Crc32cCodec"]
-    # one shard file per 16 frames: 35 frames -> 3 shards along time, one spatial shard
+    # one shard file per FRAMES_PER_SHARD frames along time (35 frames -> 5 of 8), one spatial shard
     shard_files = [p for p in (path / "test" / "c" / "decoded" / "c").rglob("*") if p.is_file()]
-    assert len(shard_files) == 3
+    assert len(shard_files) == -(-35 // FRAMES_PER_SHARD) == 5
 
 
 def test_verify_ok_and_detects_changed_data(store: tuple[Path, dict]) -> None:
@@ -172,7 +172,7 @@ def test_streamed_blocks_store_the_same_data_and_checksums_as_whole_arrays(tmp_p
     whole = write_store(tmp_path / "whole.zarr", {("train", "x"): arrays})
     writer = StoreWriter(tmp_path / "blocks.zarr", "unit", {"codec_profile": {"name": "unit"}})
     with writer, writer.open_sequence("train", "x", 37, 48, 64) as out:
-        for start in range(0, 37, 5):  # 5-frame blocks straddle the 4-frame chunks and 16-frame shards
+        for start in range(0, 37, 5):  # 5-frame blocks straddle the 4-frame chunks and 8-frame shards
             for name in ("decoded", "blur", "residual", "mv"):
                 out.write(name, arrays[name][start:start + 5], start)
         for name, array in arrays.items():
@@ -184,6 +184,38 @@ def test_streamed_blocks_store_the_same_data_and_checksums_as_whole_arrays(tmp_p
     for name, array in arrays.items():
         np.testing.assert_array_equal(b.group("train", "x")[name][...], array)
     assert verify_store(tmp_path / "blocks.zarr").ok
+
+
+def _chunk_files(store: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes() for p in store.rglob("*") if p.is_file() and "/c/" in str(p)}
+
+
+@pytest.mark.parametrize("block", [8, 16, 5, 64])  # shard-aligned, two shards, misaligned (Zarr), whole
+def test_shard_writer_writes_the_files_zarr_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   block: int) -> None:  # fmt: skip
+    """Every chunk file of a sequence written in ``block``-frame blocks is byte-identical to Zarr's own write of
+    the whole arrays (edge chunks padded in time and space, 3 x 3 inner chunks per frame for RGB)."""
+    from cpgd_bench.store import sequence_writer
+
+    arrays = random_sequence(8, t=21, h=600, w=520)
+    arrays["residual"][:, :300] = 0  # some compressible chunks
+    direct = []
+    original = sequence_writer.ShardWriter.write
+    monkeypatch.setattr(sequence_writer.ShardWriter, "write", lambda self, *a: direct.append(original(self, *a))
+                        or direct[-1])  # fmt: skip
+    writer = StoreWriter(tmp_path / "direct.zarr", "unit", {"codec_profile": {"name": "unit"}})
+    with writer, writer.open_sequence("train", "x", 21, 600, 520) as out:
+        for name, array in arrays.items():
+            for start in range(0, len(array) if array.ndim > 1 else 1, block if array.ndim > 1 else len(array)):
+                out.write(name, array[start:start + block] if array.ndim > 1 else array, start)
+        out.commit(sequence_attrs(21))
+    assert direct and (not any(direct) if block == 5 else all(direct))  # misaligned blocks went through Zarr
+    monkeypatch.setattr(sequence_writer.ShardWriter, "open", classmethod(lambda cls, array: None))
+    zarr_only = write_store(tmp_path / "zarr.zarr", {("train", "x"): arrays})
+    mine, theirs = _chunk_files(tmp_path / "direct.zarr"), _chunk_files(zarr_only)
+    assert len(mine) > 30 and mine.keys() == theirs.keys()
+    assert [k for k in mine if mine[k] != theirs[k]] == []
+    assert verify_store(tmp_path / "direct.zarr").ok
 
 
 def test_streamed_writer_errors_leave_no_partial_sequence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,8 +21,10 @@ from cpgd_bench.store.errors import StoreError
 #: written (none left to the fill value), split and sequence indexes in the root and split attributes.
 FORMAT_VERSION = 2
 
-#: Frames per shard file (outer chunk along time).
-FRAMES_PER_SHARD = 16
+#: Frames per shard file (outer chunk along time): the build's decoded blocks (``cpgd_bench.build.DECODE_BLOCK``)
+#: are whole shards, so each is written once (16-frame shards rewrote every other one: +0.3 CPU-s per 720p
+#: sequence of RGB frames, benchmarks/bench_codec.py); stores written with 16 read the same.
+FRAMES_PER_SHARD = 8
 #: Frames per inner chunk: a 7-frame clip touches 2-3 of them (measured in benchmarks/bench_loader.py).
 FRAMES_PER_CHUNK = 4
 #: Inner chunk edge in luma pixels for RGB frames. A random 256 x 256 crop of 7 frames touches 2 x 2 tiles

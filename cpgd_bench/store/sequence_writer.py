@@ -2,7 +2,7 @@
 
 A :class:`SequenceWriter` owns a hidden temporary group. Each :meth:`~SequenceWriter.write` is checked
 against the schema at once and queued on the array's own background thread, which feeds the array's
-SHA-256 and writes the block through Zarr (whose codec threads compress the chunks). Arrays are stored
+SHA-256 and writes the block: as whole shard files where it covers whole shards, else through Zarr. Arrays are stored
 concurrently and blocks of one array in order, so compression overlaps whatever the caller does next:
 encoding, decoding, converting the next block. :meth:`~SequenceWriter.commit` waits for the queue,
 checks that every array is complete, in memory and on disk (every chunk file present), writes the
@@ -29,6 +29,7 @@ from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.locks import FileLock
 from cpgd_bench.store.reader import chunk_files
 from cpgd_bench.store.schema import ARRAYS, BITSTREAM, codecs, spec, update_digest
+from cpgd_bench.store.shard_writer import ShardWriter
 
 
 class SequenceWriter:
@@ -50,6 +51,7 @@ class SequenceWriter:
         self._filled: dict[str, int] = {}
         self._digests: dict[str, Any] = {}
         self._arrays: dict[str, zarr.Array] = {}
+        self._shard_writers: dict[str, ShardWriter | None] = {}
         self._pending: list[Future] = []
         self._queues: dict[str, ThreadPoolExecutor] = {}  # one serial queue per array
         self._group = zarr.open_group(tmp, mode="w", zarr_format=3)
@@ -80,12 +82,16 @@ class SequenceWriter:
         self._pending.append(self._queues[name].submit(self._store_block, name, shape, data, start))
 
     def _store_block(self, name: str, shape: tuple[int, ...], data: np.ndarray, start: int) -> None:
-        """The array's queue: checksum and write one block (creating the array on its first block)."""
+        """The array's queue: checksum and write one block (creating the array on its first block), as whole
+        shards where the block allows (:class:`~cpgd_bench.store.shard_writer.ShardWriter`), else through Zarr."""
         if name not in self._arrays:
             self._arrays[name] = self._create_array(name, shape)
+            self._shard_writers[name] = ShardWriter.open(self._arrays[name])
             self._digests[name] = hashlib.sha256()
         update_digest(self._digests[name], data)
-        self._arrays[name][start:start + len(data)] = data
+        writer = self._shard_writers[name]
+        if writer is None or not writer.write(start, data):
+            self._arrays[name][start:start + len(data)] = data
 
     def _create_array(self, name: str, shape: tuple[int, ...]) -> zarr.Array:
         s = spec(name)

@@ -58,6 +58,38 @@ def _crc_split(data: bytes, checked: bool) -> np.ndarray:
     return body
 
 
+def sharded_layout(array: zarr.Array) -> tuple[Path, ShardingCodec] | None:
+    """The directory and sharding codec of ``array`` when it has the layout the store writes (see the module doc:
+    local directory, default chunk keys, index at the end, inner ``bytes`` little-endian + optional Blosc/Zstd
+    + optional ``crc32c``, shards a whole number of inner chunks), else None."""
+    meta = array.metadata
+    store = array.store_path.store
+    codecs = getattr(meta, "codecs", ())
+    if not (isinstance(store, LocalStore) and len(codecs) == 1 and isinstance(codecs[0], ShardingCodec)):
+        return None
+    codec = codecs[0]
+    rest = list(codec.codecs)
+    if rest and isinstance(rest[-1], Crc32cCodec):
+        rest.pop()
+    if rest and type(rest[-1]) in _DECOMPRESSORS:
+        rest.pop()
+    index = list(codec.index_codecs)
+    grid = getattr(meta.chunk_grid, "chunk_shape", None)  # type: ignore[union-attr]
+    key = meta.chunk_key_encoding  # type: ignore[union-attr]
+    supported = (
+        len(rest) == 1
+        and _little_endian(rest[0], array.dtype.itemsize)
+        and codec.index_location == ShardingCodecIndexLocation.end
+        and _little_endian(index[0], 8)
+        and all(isinstance(c, Crc32cCodec) for c in index[1:])
+        and isinstance(key, DefaultChunkKeyEncoding)
+        and key.separator == "/"
+        and grid is not None
+        and all(s % c == 0 for s, c in zip(grid, codec.chunk_shape, strict=True))
+    )
+    return (Path(str(store.root)) / array.path, codec) if supported else None
+
+
 class ShardReader:
     """Synchronous reads of basic selections of one sharded array (see the module doc)."""
 
@@ -77,34 +109,8 @@ class ShardReader:
     @classmethod
     def open(cls, array: zarr.Array, checksums: bool) -> ShardReader | None:
         """A reader for ``array``, or None when its layout is not the one this reader handles."""
-        meta = array.metadata
-        store = array.store_path.store
-        codecs = getattr(meta, "codecs", ())
-        if not (isinstance(store, LocalStore) and len(codecs) == 1 and isinstance(codecs[0], ShardingCodec)):
-            return None
-        codec = codecs[0]
-        rest = list(codec.codecs)
-        if rest and isinstance(rest[-1], Crc32cCodec):
-            rest.pop()
-        if rest and type(rest[-1]) in _DECOMPRESSORS:
-            rest.pop()
-        index = list(codec.index_codecs)
-        grid = getattr(meta.chunk_grid, "chunk_shape", None)  # type: ignore[union-attr]
-        key = meta.chunk_key_encoding  # type: ignore[union-attr]
-        supported = (
-            len(rest) == 1
-            and _little_endian(rest[0], array.dtype.itemsize)
-            and codec.index_location == ShardingCodecIndexLocation.end
-            and _little_endian(index[0], 8)
-            and all(isinstance(c, Crc32cCodec) for c in index[1:])
-            and isinstance(key, DefaultChunkKeyEncoding)
-            and key.separator == "/"
-            and grid is not None
-            and all(s % c == 0 for s, c in zip(grid, codec.chunk_shape, strict=True))
-        )
-        if not supported:
-            return None
-        return cls(Path(str(store.root)) / array.path, array, codec, checksums)
+        layout = sharded_layout(array)
+        return None if layout is None else cls(layout[0], array, layout[1], checksums)
 
     def read(self, selection: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
         """``array[selection]`` for step-1 slices (missing trailing dimensions: whole), written into ``out`` (any
