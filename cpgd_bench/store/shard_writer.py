@@ -39,9 +39,9 @@ def _compressor(codec: object) -> Compressor | None:
     return None
 
 
-def _with_crc(data: bytes | np.ndarray) -> bytes:
-    """``data`` followed by its CRC-32C, little-endian (Zarr's ``crc32c`` codec)."""
-    return bytes(data) + np.uint32(google_crc32c.value(data)).tobytes()
+def _crc(data: bytes | np.ndarray) -> bytes:
+    """The CRC-32C of ``data``, little-endian, as Zarr's ``crc32c`` codec appends it."""
+    return np.uint32(google_crc32c.value(data)).tobytes()
 
 
 class ShardWriter:
@@ -99,12 +99,13 @@ class ShardWriter:
                 piece = padded
             raw = np.ascontiguousarray(piece, self.chunk_dtype).reshape(-1).view(np.uint8)
             encoded = raw if self.compressor is None else self.compressor.encode(raw)
-            encoded = _with_crc(encoded) if self.chunk_crc else bytes(encoded)
-            parts.append(encoded)
-            index[local] = (offset, len(encoded))
-            offset += len(encoded)
-        parts.append(_with_crc(index.tobytes()) if self.index_crc else index.tobytes())
+            parts += [encoded, _crc(encoded)] if self.chunk_crc else [encoded]
+            size = len(memoryview(encoded).cast("B")) + 4 * self.chunk_crc
+            index[local] = (offset, size)
+            offset += size
+        parts += [index, _crc(index)] if self.index_crc else [index]
         path = self.directory.joinpath("c", str(k), *itertools.repeat("0", len(self.shape) - 1))
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(b"".join(parts))
+        with open(path, "wb") as f:  # part by part: no copy of the shard in memory
+            for part in parts:
+                f.write(part)
