@@ -202,10 +202,14 @@ def test_shard_writer_writes_the_files_zarr_writes(tmp_path: Path, monkeypatch: 
 
     arrays = random_sequence(8, t=t, h=h, w=w)
     arrays["residual"][:, : h // 2] = 0  # some compressible chunks
-    direct = []
+    direct: list[bool] = []  # what each ShardWriter.write answered
     original = sequence_writer.ShardWriter.write
-    monkeypatch.setattr(sequence_writer.ShardWriter, "write", lambda self, *a: direct.append(original(self, *a))
-                        or direct[-1])  # fmt: skip
+
+    def counted_write(self, start: int, data: np.ndarray) -> bool:  # type: ignore[no-untyped-def]
+        direct.append(original(self, start, data))
+        return direct[-1]
+
+    monkeypatch.setattr(sequence_writer.ShardWriter, "write", counted_write)
     writer = StoreWriter(tmp_path / "direct.zarr", "unit", {"codec_profile": {"name": "unit"}})
     with writer, writer.open_sequence("train", "x", t, h, w) as out:
         for name, array in arrays.items():

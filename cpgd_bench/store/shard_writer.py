@@ -88,9 +88,8 @@ class ShardWriter:
         parts, offset = [], 0
         for local in self.order:
             origin = [g * c for g, c in zip(local, self.inner, strict=True)]
-            if k * self.shard[0] + origin[0] >= self.shape[0] or any(
-                    o >= n for o, n in zip(origin[1:], self.shape[1:], strict=True)):  # fmt: skip
-                continue  # outside the array: Zarr leaves it empty
+            if k * self.shard[0] + origin[0] >= self.shape[0]:
+                continue  # past the last frame: Zarr leaves it empty (a frame is one shard, see open())
             piece = block[tuple(slice(o, o + c) for o, c in zip(origin, self.inner, strict=True))]
             if piece.shape != self.inner:  # an edge chunk, padded with the fill value
                 padded = np.full(self.inner, self.fill, self.chunk_dtype)
@@ -99,7 +98,7 @@ class ShardWriter:
             raw = np.ascontiguousarray(piece, self.chunk_dtype).reshape(-1).view(np.uint8)
             encoded = raw if self.compressor is None else self.compressor.encode(raw)
             parts += [encoded, _crc(encoded)] if self.chunk_crc else [encoded]
-            size = len(memoryview(encoded).cast("B")) + 4 * self.chunk_crc
+            size = memoryview(encoded).nbytes + 4 * self.chunk_crc
             index[local] = (offset, size)
             offset += size
         parts += [index, _crc(index)] if self.index_crc else [index]
