@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import blake3
 import h5py
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from click.testing import CliRunner
 from cpgd_bench.cli import main
 from cpgd_bench.store import FORMAT_VERSION, StoreError, StoreWriter, export_h5, open_store, verify_store
 from cpgd_bench.store.locks import is_held
-from cpgd_bench.store.schema import FRAMES_PER_SHARD, sha256_of
+from cpgd_bench.store.schema import FRAMES_PER_SHARD
 
 from .test_store_util import random_sequence, sequence_attrs, write_store
 
@@ -51,7 +53,7 @@ def test_round_trip_arrays_attrs_and_layout(store: tuple[Path, dict]) -> None:
         assert attrs["num_frames"] == t and (attrs["height"], attrs["width"]) == arrays["decoded"].shape[1:3]
         assert attrs["frame_names"] == sequence_attrs(t)["frame_names"]
         assert attrs["split"] == split and attrs["sequence"] == name and attrs["codec"] == {"bit_depth": 10}
-        assert attrs["checksums"] == {k: sha256_of(v) for k, v in arrays.items()}
+        assert attrs["checksums"] == {k: blake3.blake3(v.tobytes()).hexdigest() for k, v in arrays.items()}
     decoded = s.group("test", "c")["decoded"]
     assert decoded.shards is not None and decoded.shards[0] == FRAMES_PER_SHARD
     assert [type(c).__name__ for c in decoded.compressors] == ["BloscCodec", "Crc32cCodec"]  # frames: Blosc-LZ4
@@ -116,7 +118,8 @@ def test_export_h5_same_layout(store: tuple[Path, dict], tmp_path: Path) -> None
             assert sorted(group) == sorted(arrays)
             for key, value in arrays.items():
                 np.testing.assert_array_equal(group[key][...], value)
-            assert json.loads(group.attrs["checksums"]) == {k: sha256_of(v) for k, v in arrays.items()}
+            sums = {k: blake3.blake3(v.tobytes()).hexdigest() for k, v in arrays.items()}
+            assert json.loads(group.attrs["checksums"]) == sums
             assert "checksums" in json.loads(group.attrs["attrs_json_keys"])
     with pytest.raises(StoreError, match="exists"):
         export_h5(path, out)
@@ -134,17 +137,45 @@ def test_missing_store_wrong_split_and_old_format(store: tuple[Path, dict], tmp_
     with pytest.raises(StoreError, match=r"has no split 'val' \(splits: test, train\)"):
         open_store(path).sequences("val")
     meta = json.loads((path / "zarr.json").read_text())
-    meta["attributes"]["format_version"] = FORMAT_VERSION - 1
+    meta["attributes"]["format_version"] = 1  # before the CRC-32C per chunk: not read
     (path / "zarr.json").write_text(json.dumps(meta))
-    with pytest.raises(StoreError, match=rf"format version {FORMAT_VERSION - 1}.*rebuild it") as e:
+    with pytest.raises(StoreError, match=r"format version 1, this cpgd-bench reads versions \[2, 3\]; rebuild it") as e:
         open_store(path)
     _one_line(str(e.value))
-    with pytest.raises(StoreError, match=rf"format version {FORMAT_VERSION - 1}.*rebuild it"):
+    with pytest.raises(StoreError, match=r"format version 1.*rebuild it"):
         StoreWriter(path, "unit")  # no new sequences in a store of another layout
     assert str(path) in str(e.value)
     result = CliRunner().invoke(main, ["dataset", "verify", str(path)])
     assert result.exit_code == 1 and "Error: store" in result.output
     _one_line(result.output.strip())
+
+
+def _edit_attrs(directory: Path, **attrs: object) -> None:
+    meta = json.loads((directory / "zarr.json").read_text())
+    meta["attributes"].update(attrs)
+    (directory / "zarr.json").write_text(json.dumps(meta))
+
+
+def test_version_2_store_is_read_and_verified_with_sha256(store: tuple[Path, dict]) -> None:
+    """A store written before BLAKE3 (format 2: SHA-256 per array) is read and verified with its own checksum,
+    and gets no new sequences."""
+    path, seqs = store
+    _edit_attrs(path, format_version=2)
+    for (split, name), arrays in seqs.items():
+        sums = {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in arrays.items()}
+        _edit_attrs(path / split / name, format_version=2, checksums=sums)
+    assert verify_store(path).ok
+    np.testing.assert_array_equal(open_store(path).group("test", "c")["mv"][...], seqs[("test", "c")]["mv"])
+    with pytest.raises(StoreError, match=r"format version 2: this cpgd-bench reads it but adds sequences only to "
+                                         rf"version {FORMAT_VERSION} stores; build into a new --out") as e:  # fmt: skip
+        StoreWriter(path, "unit")
+    _one_line(str(e.value))
+    sums = {k: blake3.blake3(v.tobytes()).hexdigest() for k, v in seqs[("train", "a")].items()}
+    _edit_attrs(path / "train" / "a", checksums=sums)  # version 3's checksums in a version 2 store: all wrong
+    problems = verify_store(path).problems
+    assert len(problems) == len(sums) and all(p.startswith("train/a/") and "checksum mismatch" in p for p in problems)
+    _edit_attrs(path / "train" / "b", format_version=3)
+    assert "train/b: format version 3, the store's is 2" in verify_store(path).problems
 
 
 def test_writer_validates_schema(tmp_path: Path) -> None:

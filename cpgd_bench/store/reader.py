@@ -32,7 +32,7 @@ from zarr.registry import register_codec
 from zarr.storage import LocalStore
 
 from cpgd_bench.store.errors import StoreError
-from cpgd_bench.store.schema import ARRAYS, FORMAT_VERSION, SEQUENCE_ATTRS, SEQUENCE_INDEX, SPLIT_INDEX
+from cpgd_bench.store.schema import ARRAYS, CHECKSUMS, FORMAT_VERSION, SEQUENCE_ATTRS, SEQUENCE_INDEX, SPLIT_INDEX
 
 
 def read_metadata(directory: Path) -> dict[str, Any] | None:
@@ -60,19 +60,25 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
     return dict(meta.get("attributes", {}))
 
 
-def check_format(path: Path, attrs: dict[str, Any]) -> None:
-    """Raise a one-line StoreError unless the store has this package's format version."""
+def check_format(path: Path, attrs: dict[str, Any], writing: bool = False) -> None:
+    """Raise a one-line StoreError unless this package reads the store's format version (any of
+    :data:`~cpgd_bench.store.schema.CHECKSUMS`) or, ``writing``, adds sequences to it (:data:`FORMAT_VERSION` only)."""
     version = attrs.get("format_version")
     dataset = attrs.get("dataset", "<dataset>")
-    if version == FORMAT_VERSION:
+    if version == FORMAT_VERSION or (version in CHECKSUMS and not writing):
         return
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise StoreError(
             f"store {path} has format version {version}, newer than this cpgd-bench reads "
             f"({FORMAT_VERSION}); upgrade cpgd-bench"
         )
+    if version in CHECKSUMS:
+        raise StoreError(
+            f"store {path} has format version {version}: this cpgd-bench reads it but adds sequences only to "
+            f"version {FORMAT_VERSION} stores; build into a new --out path (or rebuild this one)"
+        )
     raise StoreError(
-        f"store {path} has format version {version}, this cpgd-bench reads version {FORMAT_VERSION}; "
+        f"store {path} has format version {version}, this cpgd-bench reads versions {sorted(CHECKSUMS)}; "
         f"rebuild it: delete it and run `cpgd-bench dataset build {dataset} --out {path}`"
     )
 

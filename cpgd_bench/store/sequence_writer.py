@@ -2,9 +2,9 @@
 
 A :class:`SequenceWriter` owns a hidden temporary group. Each :meth:`~SequenceWriter.write` is checked
 against the schema at once and queued on the array's own background thread, which feeds the array's
-SHA-256 and writes the block: as whole shard files where it covers whole shards, else through Zarr. Arrays are stored
-concurrently and blocks of one array in order, so compression overlaps whatever the caller does next:
-encoding, decoding, converting the next block. :meth:`~SequenceWriter.commit` waits for the queue,
+checksum (BLAKE3) and writes the block: as whole shard files where it covers whole shards, else through Zarr.
+Arrays are stored concurrently and blocks of one array in order, so compression overlaps whatever the caller
+does next: encoding, decoding, converting the next block. :meth:`~SequenceWriter.commit` waits for the queue,
 checks that every array is complete, in memory and on disk (every chunk file present), writes the
 attributes last and renames the group into place; leaving the ``with`` block without a commit (an
 error) removes the temporary group. The writer holds the temporary group's lock (see
@@ -13,7 +13,6 @@ error) removes the temporary group. The writer holds the temporary group's lock 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Callable, Mapping
@@ -28,7 +27,7 @@ import zarr
 from cpgd_bench.store.errors import StoreError
 from cpgd_bench.store.locks import FileLock
 from cpgd_bench.store.reader import chunk_files
-from cpgd_bench.store.schema import ARRAYS, BITSTREAM, codecs, spec, update_digest
+from cpgd_bench.store.schema import ARRAYS, BITSTREAM, CHECKSUMS, FORMAT_VERSION, codecs, spec, update_digest
 from cpgd_bench.store.shard_writer import ShardWriter
 
 
@@ -87,7 +86,7 @@ class SequenceWriter:
         if name not in self._arrays:
             self._arrays[name] = self._create_array(name, shape)
             self._shard_writers[name] = ShardWriter.open(self._arrays[name])
-            self._digests[name] = hashlib.sha256()
+            self._digests[name] = CHECKSUMS[FORMAT_VERSION]()
         update_digest(self._digests[name], data)
         writer = self._shard_writers[name]
         if writer is None or not writer.write(start, data):

@@ -7,7 +7,6 @@ disagree with the arrays are all problems; leftovers of interrupted builds are w
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from cpgd_bench.store.reader import (
 from cpgd_bench.store.schema import (
     ARRAYS,
     BITSTREAM,
-    FORMAT_VERSION,
+    CHECKSUMS,
     FRAMES_PER_SHARD,
     SEQUENCE_INDEX,
     SPLIT_INDEX,
@@ -66,8 +65,9 @@ def _blocks(array: zarr.Array) -> Iterator[np.ndarray]:
         yield read_frames(array, slice(start, start + FRAMES_PER_SHARD))
 
 
-def _checksum(array: zarr.Array) -> str:
-    digest = hashlib.sha256()
+def _checksum(array: zarr.Array, version: int) -> str:
+    """The checksum of format ``version`` over the array's values (BLAKE3 in version 3, SHA-256 in 2)."""
+    digest = CHECKSUMS[version]()
     for block in _blocks(array):
         update_digest(digest, block)
     return digest.hexdigest()
@@ -99,12 +99,14 @@ def _check_values(arrays: dict[str, zarr.Array], where: str) -> list[str]:
     return problems
 
 
-def verify_sequence(directory: Path, group: zarr.Group, where: str, dataset: str, checksums: bool = True) -> list[str]:
-    """Problems found in one whole sequence group (see ``sequence_problems``); empty when it is sound."""
+def verify_sequence(directory: Path, group: zarr.Group, where: str, dataset: str, version: int,
+                    checksums: bool = True) -> list[str]:  # fmt: skip
+    """Problems found in one whole sequence group (see ``sequence_problems``) of a store of format ``version``;
+    empty when it is sound."""
     problems = []
     attrs = dict(group.attrs)
-    if attrs["format_version"] != FORMAT_VERSION:
-        problems.append(f"{where}: format version {attrs['format_version']}, expected {FORMAT_VERSION}")
+    if attrs["format_version"] != version:
+        problems.append(f"{where}: format version {attrs['format_version']}, the store's is {version}")
     split, sequence = where.split("/")
     for key, want in (("split", split), ("sequence", sequence), ("dataset", dataset)):
         if attrs[key] != want:
@@ -138,7 +140,7 @@ def verify_sequence(directory: Path, group: zarr.Group, where: str, dataset: str
             problems.append(f"{where}/{name}: no checksum recorded")
         elif checksums:
             try:
-                digest = _checksum(array)
+                digest = _checksum(array, version)
             except DamagedDataError as e:
                 problems.append(f"{where}/{name}: unreadable, {e.detail}; rebuild the sequence")
                 continue
@@ -204,7 +206,8 @@ def verify_store(path: str | Path, checksums: bool = True, progress: bool = Fals
         problems = sequence_problems(directory, f"{split}/{seq}")
         if not problems:
             group = root[f"{split}/{seq}"]
-            problems = verify_sequence(directory, group, f"{split}/{seq}", store.dataset, checksums=checksums)
+            problems = verify_sequence(directory, group, f"{split}/{seq}", store.dataset,
+                                       store.attrs["format_version"], checksums=checksums)
             report.frames += int(group.attrs.get("num_frames", 0))
         report.problems += problems
         report.sequences += 1

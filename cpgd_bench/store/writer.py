@@ -105,7 +105,7 @@ class StoreWriter:
     def _open_root(self, dataset: str, root_attrs: Mapping[str, Any] | None) -> None:
         if (self.path / "zarr.json").exists():
             attrs = read_root_attrs(self.path)
-            check_format(self.path, attrs)  # never add sequences to a store of another layout version
+            check_format(self.path, attrs, writing=True)  # never add sequences to a store of another layout version
             if attrs.get("dataset") != dataset:
                 raise StoreError(
                     f"store {self.path} holds dataset {attrs.get('dataset')!r}, not {dataset!r}; "
