@@ -205,29 +205,19 @@ def _common(vb, rb, h4, w4, i, f, y, x, px, py, s):
 
 
 @njit(cache=True, nogil=True)
-def _box(x):
-    """Sums of (T, C, h, w) over (2 FILL_RADIUS + 1)^2 windows of the last two axes (zeros outside): rows first,
-    then columns, each in window order."""
+def _window_mean(flows, valid, t, c, y, x):
+    """Sum of component c (c = 2: the count) of the valid blocks within FILL_RADIUS of (t, y, x): a box sum of
+    ``flows * valid`` (zeros outside the frame), column by column, each column top to bottom, in float32."""
     r = FILL_RADIUS
-    t_len, ch, h, w = x.shape
-    rows = np.zeros((h, w + 2 * r), np.float32)
-    out = np.empty((t_len, ch, h, w), np.float32)
-    for t in range(t_len):
-        for c in range(ch):
-            for yy in range(h):
-                for xx in range(w + 2 * r):
-                    acc = np.float32(0)
-                    if r <= xx < w + r:
-                        for k in range(max(0, r - yy), min(2 * r + 1, h + r - yy)):
-                            acc += x[t, c, yy + k - r, xx - r]
-                    rows[yy, xx] = acc
-            for yy in range(h):
-                for xx in range(w):
-                    acc = np.float32(0)
-                    for k in range(2 * r + 1):
-                        acc += rows[yy, xx + k]
-                    out[t, c, yy, xx] = acc
-    return out
+    _, _, h4, w4 = flows.shape
+    acc = np.float32(0)
+    for xx in range(max(0, x - r), min(w4, x + r + 1)):
+        col = np.float32(0)
+        for yy in range(max(0, y - r), min(h4, y + r + 1)):
+            v = np.float32(1) if valid[t, yy, xx] else np.float32(0)
+            col += v if c == 2 else flows[t, c, yy, xx] * v
+        acc += col
+    return acc
 
 
 @njit(cache=True, nogil=True)
@@ -247,38 +237,16 @@ def _median_of_valid(flows, valid, t, c, y, x, window):
 
 
 @njit(cache=True, nogil=True)
-def _fill(flows, valid, median):
-    """Rule 6: invalid blocks of ``flows`` (T, 2, h4, w4) take the mean (``median``: the per-component median)
-    of the ``valid`` ones within FILL_RADIUS; with no valid block within reach the mean gives 0, the median
-    leaves the block as it is. Returns the filled flows and where they are defined (valid, or a valid block
-    within reach)."""
-    t_len, _, h4, w4 = flows.shape
-    stacked = np.empty((t_len, 3, h4, w4), np.float32)
-    for t in range(t_len):
-        for y in range(h4):
-            for x in range(w4):
-                v = np.float32(1) if valid[t, y, x] else np.float32(0)
-                stacked[t, 0, y, x] = flows[t, 0, y, x] * v
-                stacked[t, 1, y, x] = flows[t, 1, y, x] * v
-                stacked[t, 2, y, x] = v
-    sums = _box(stacked)
-    out = np.empty_like(flows)
-    near = np.empty((t_len, h4, w4), np.bool_)
-    window = np.empty((2 * FILL_RADIUS + 1) ** 2, np.float32)
-    for t in range(t_len):
-        for y in range(h4):
-            for x in range(w4):
-                den = sums[t, 2, y, x]
-                near[t, y, x] = den > 0
-                for c in range(2):
-                    if valid[t, y, x]:
-                        out[t, c, y, x] = flows[t, c, y, x]
-                    elif median:
-                        out[t, c, y, x] = _median_of_valid(flows, valid, t, c, y, x, window) if den > 0 \
-                            else flows[t, c, y, x]
-                    else:
-                        out[t, c, y, x] = sums[t, c, y, x] / den if den > 0 else np.float32(0)
-    return out, near
+def _fill(flows, valid, median, t, y, x, window):
+    """Rule 6 at an invalid block (t, y, x) of ``flows`` (T, 2, h4, w4): (near, fx, fy), near when a ``valid``
+    block lies within FILL_RADIUS, whose mean (``median``: per-component median) fills it; else (False, 0, 0)."""
+    den = _window_mean(flows, valid, t, 2, y, x)
+    if den == 0:
+        return False, np.float32(0), np.float32(0)
+    if median:
+        return (True, _median_of_valid(flows, valid, t, 0, y, x, window),
+                _median_of_valid(flows, valid, t, 1, y, x, window))  # fmt: skip
+    return True, _window_mean(flows, valid, t, 0, y, x) / den, _window_mean(flows, valid, t, 1, y, x) / den
 
 
 @njit(cache=True, nogil=True)
@@ -357,35 +325,41 @@ def _project(sums, counts, vec, have, t_len, h4, w4, s):
 @njit(cache=True, nogil=True)
 def _finish(sums, counts, velocity, velocity_ok, t_len, h4, w4, v1):
     """Rules 5, 6 and 8 on one direction's candidates: flows (T, 2, h4, w4) and validity (T, h4, w4)."""
-    exact, vel = np.empty((t_len, 2, h4, w4), np.float32), np.empty((t_len, 2, h4, w4), np.float32)
-    grid_hit, vel_ok = np.empty((t_len, h4, w4), np.bool_), np.empty((t_len, h4, w4), np.bool_)
+    exact, hit = np.empty((t_len, 2, h4, w4), np.float32), np.empty((t_len, h4, w4), np.bool_)
     i = -1
     for t in range(t_len):
         for y in range(h4):
             for x in range(w4):
                 i += 1
-                grid_hit[t, y, x] = counts[i] > 0
+                hit[t, y, x] = counts[i] > 0
                 den = counts[i] if counts[i] > 0 else np.float32(1)
                 exact[t, 0, y, x], exact[t, 1, y, x] = sums[i, 0] / den, sums[i, 1] / den
-                vel[t, 0, y, x], vel[t, 1, y, x], vel_ok[t, y, x] = velocity[i, 0], velocity[i, 1], velocity_ok[i]
-    filled, near = _fill(exact, grid_hit, not v1)
-    flow = np.empty((t_len, 2, h4, w4), np.float32)
-    ok = np.empty((t_len, h4, w4), np.bool_)
-    defined = True
+    flow, ok = np.empty((t_len, 2, h4, w4), np.float32), np.empty((t_len, h4, w4), np.bool_)
+    lost = np.zeros((t_len, h4, w4), np.bool_)  # blocks with nothing: neither candidates, neighbours nor velocity
+    window = np.empty((2 * FILL_RADIUS + 1) ** 2, np.float32)
+    i = -1
     for t in range(t_len):
         for y in range(h4):
             for x in range(w4):
-                for c in range(2):
-                    flow[t, c, y, x] = filled[t, c, y, x] if near[t, y, x] else vel[t, c, y, x]
-                ok[t, y, x] = grid_hit[t, y, x] or (not near[t, y, x] and vel_ok[t, y, x])
-                defined = defined and (ok[t, y, x] or near[t, y, x])
-    if not defined:  # blocks with nothing: filled from the valid blocks within reach
-        refill, _ = _fill(flow, ok, not v1)
-        for t in range(t_len):
-            for y in range(h4):
-                for x in range(w4):
-                    if not (ok[t, y, x] or near[t, y, x]):
-                        flow[t, 0, y, x], flow[t, 1, y, x] = refill[t, 0, y, x], refill[t, 1, y, x]
+                i += 1
+                ok[t, y, x] = hit[t, y, x]
+                if hit[t, y, x]:
+                    flow[t, 0, y, x], flow[t, 1, y, x] = exact[t, 0, y, x], exact[t, 1, y, x]
+                    continue
+                near, fx, fy = _fill(exact, hit, not v1, t, y, x, window)
+                if near:
+                    flow[t, 0, y, x], flow[t, 1, y, x] = fx, fy
+                else:
+                    flow[t, 0, y, x], flow[t, 1, y, x] = velocity[i, 0], velocity[i, 1]
+                    ok[t, y, x] = velocity_ok[i]
+                    lost[t, y, x] = not velocity_ok[i]
+    for t in range(t_len):  # blocks with nothing: filled from the valid blocks within reach (else kept)
+        for y in range(h4):
+            for x in range(w4):
+                if lost[t, y, x]:
+                    near, fx, fy = _fill(flow, ok, not v1, t, y, x, window)
+                    if near or v1:
+                        flow[t, 0, y, x], flow[t, 1, y, x] = fx, fy
     return flow, ok
 
 
@@ -442,8 +416,8 @@ def _composed(mv: np.ndarray, mv_ref: np.ndarray, v1: bool) -> tuple[np.ndarray,
 
 
 #: Every compiled function of this module (their on-disk caches are dropped together when one cannot be loaded).
-_KERNELS = (_land, _linked, _direct, _chains, _velocity, _common, _box, _median_of_valid, _fill, _candidates,
-            _project, _finish, _blocks, _direction)  # fmt: skip
+_KERNELS = (_land, _linked, _direct, _chains, _velocity, _common, _window_mean, _median_of_valid, _fill,
+            _candidates, _project, _finish, _blocks, _direction)  # fmt: skip
 
 
 def block_flows(mv: np.ndarray, mv_ref: np.ndarray, method: str = DEFAULT_FLOW) -> tuple[np.ndarray, np.ndarray]:
