@@ -151,5 +151,13 @@ def test_quality_command_writes_table_csv_json_and_store_attrs(tmp_path: Path) -
     assert len(rows) == 6 and (tmp_path / "q.csv").read_text().count("\n") == 7
     recorded = zarr.open_group(str(store), mode="r").attrs["prior_quality"]
     assert recorded["flow"] == "composed" and set(recorded["test/bikes"]) == {"prev", "next"}
+    for group in (store, *(store / "test").iterdir()):  # a store of format 2 (SHA-256 checksums) gets its summary too
+        if group.is_dir():
+            meta = json.loads((group / "zarr.json").read_text())
+            meta["attributes"]["format_version"] = 2
+            (group / "zarr.json").write_text(json.dumps(meta))
+    again = runner.invoke(main, ["dataset", "quality", str(store), "--split", "test", "--flow", "scaled"])
+    assert again.exit_code == 0, again.output
+    assert zarr.open_group(str(store), mode="r").attrs["prior_quality"]["flow"] == "scaled"
     bad = runner.invoke(main, ["dataset", "quality", str(store), "--split", "nope"])
     assert bad.exit_code == 1 and len(bad.output.strip().splitlines()) == 1

@@ -169,7 +169,7 @@ def write_summary(store: str | Path, rows: list[dict[str, Any]], flow: str) -> N
     import zarr
 
     dataset = open_store(store).dataset
-    with StoreWriter(store, dataset):
+    with StoreWriter(store, dataset, attributes_only=True):
         root = zarr.open_group(str(store), mode="r+", zarr_format=3)
         quality = dict(root.attrs.get("prior_quality", {}))
         for row in rows:

@@ -69,11 +69,14 @@ class StoreWriter:
     ``lock=False`` attaches a worker of a parallel build to an existing store whose lock the driving
     build holds: it takes no store lock, removes nothing and updates no index (the driver indexes
     what its workers commit); per-call temporary names keep concurrent writers of different sequences apart.
+    ``attributes_only=True`` holds the lock to update root attributes (``dataset quality``'s summary) and adds no
+    sequence, so a store of an older format version this package reads is accepted too.
     """
 
     def __init__(
-        self, path: str | Path, dataset: str, root_attrs: Mapping[str, Any] | None = None, *, lock: bool = True
-    ) -> None:
+        self, path: str | Path, dataset: str, root_attrs: Mapping[str, Any] | None = None, *, lock: bool = True,
+        attributes_only: bool = False,
+    ) -> None:  # fmt: skip
         self.path = Path(path)
         self.dataset = check_name("dataset", dataset)
         self._lock: FileLock | None = None
@@ -91,7 +94,7 @@ class StoreWriter:
             self._lock.release(unlink=True)
             raise foreign
         try:
-            self._open_root(dataset, root_attrs)
+            self._open_root(dataset, root_attrs, attributes_only)
             self._remove_stale()
         except BaseException:
             self.close()
@@ -102,10 +105,10 @@ class StoreWriter:
         """The random token of this writer's store lock (None for a worker): workers watch it."""
         return None if self._lock is None else self._lock.token
 
-    def _open_root(self, dataset: str, root_attrs: Mapping[str, Any] | None) -> None:
+    def _open_root(self, dataset: str, root_attrs: Mapping[str, Any] | None, attributes_only: bool) -> None:
         if (self.path / "zarr.json").exists():
             attrs = read_root_attrs(self.path)
-            check_format(self.path, attrs, writing=True)  # never add sequences to a store of another layout version
+            check_format(self.path, attrs, writing=not attributes_only)  # no sequences in a store of another version
             if attrs.get("dataset") != dataset:
                 raise StoreError(
                     f"store {self.path} holds dataset {attrs.get('dataset')!r}, not {dataset!r}; "
