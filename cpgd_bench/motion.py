@@ -205,7 +205,7 @@ def _common(vb, rb, h4, w4, i, f, y, x, px, py, s):
 
 
 @njit(cache=True, nogil=True)
-def _window_mean(flows, valid, t, c, y, x):
+def _window_sum(flows, valid, t, c, y, x):
     """Sum of component c (c = 2: the count) of the valid blocks within FILL_RADIUS of (t, y, x): a box sum of
     ``flows * valid`` (zeros outside the frame), column by column, each column top to bottom, in float32."""
     r = FILL_RADIUS
@@ -240,13 +240,13 @@ def _median_of_valid(flows, valid, t, c, y, x, window):
 def _fill(flows, valid, median, t, y, x, window):
     """Rule 6 at an invalid block (t, y, x) of ``flows`` (T, 2, h4, w4): (near, fx, fy), near when a ``valid``
     block lies within FILL_RADIUS, whose mean (``median``: per-component median) fills it; else (False, 0, 0)."""
-    den = _window_mean(flows, valid, t, 2, y, x)
+    den = _window_sum(flows, valid, t, 2, y, x)
     if den == 0:
         return False, np.float32(0), np.float32(0)
     if median:
         return (True, _median_of_valid(flows, valid, t, 0, y, x, window),
                 _median_of_valid(flows, valid, t, 1, y, x, window))  # fmt: skip
-    return True, _window_mean(flows, valid, t, 0, y, x) / den, _window_mean(flows, valid, t, 1, y, x) / den
+    return True, _window_sum(flows, valid, t, 0, y, x) / den, _window_sum(flows, valid, t, 1, y, x) / den
 
 
 @njit(cache=True, nogil=True)
@@ -416,7 +416,7 @@ def _composed(mv: np.ndarray, mv_ref: np.ndarray, v1: bool) -> tuple[np.ndarray,
 
 
 #: Every compiled function of this module (their on-disk caches are dropped together when one cannot be loaded).
-_KERNELS = (_land, _linked, _direct, _chains, _velocity, _common, _window_mean, _median_of_valid, _fill,
+_KERNELS = (_land, _linked, _direct, _chains, _velocity, _common, _window_sum, _median_of_valid, _fill,
             _candidates, _project, _finish, _blocks, _direction)  # fmt: skip
 
 

@@ -60,12 +60,13 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
     return dict(meta.get("attributes", {}))
 
 
-def check_format(path: Path, attrs: dict[str, Any], writing: bool = False) -> None:
+def check_format(path: Path, attrs: dict[str, Any], adding_sequences: bool = False) -> None:
     """Raise a one-line StoreError unless this package reads the store's format version (any of
-    :data:`~cpgd_bench.store.schema.CHECKSUMS`) or, ``writing``, adds sequences to it (:data:`FORMAT_VERSION` only)."""
+    :data:`~cpgd_bench.store.schema.CHECKSUMS`) or, ``adding_sequences``, adds sequences to it (only to
+    :data:`FORMAT_VERSION`)."""
     version = attrs.get("format_version")
     dataset = attrs.get("dataset", "<dataset>")
-    if version == FORMAT_VERSION or (version in CHECKSUMS and not writing):
+    if version == FORMAT_VERSION or (version in CHECKSUMS and not adding_sequences):
         return
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise StoreError(

@@ -108,7 +108,7 @@ class StoreWriter:
     def _open_root(self, dataset: str, root_attrs: Mapping[str, Any] | None, attributes_only: bool) -> None:
         if (self.path / "zarr.json").exists():
             attrs = read_root_attrs(self.path)
-            check_format(self.path, attrs, writing=not attributes_only)  # no sequences in a store of another version
+            check_format(self.path, attrs, adding_sequences=not attributes_only)  # none into another version
             if attrs.get("dataset") != dataset:
                 raise StoreError(
                     f"store {self.path} holds dataset {attrs.get('dataset')!r}, not {dataset!r}; "
