@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import shutil
 from pathlib import Path
@@ -20,7 +19,7 @@ from cpgd_bench.store import StoreError, StoreWriter
 from cpgd_bench.store.reader import open_array, open_root
 from cpgd_bench.store.shard_reader import ChunkReadError, ShardReader
 
-from .test_store_util import random_sequence, sequence_attrs
+from .test_store_util import edit_attrs, random_sequence, sequence_attrs
 
 T, H, W = 12, 48, 64
 VELOCITY = np.array([2, -1])  # camera moves +2 px in x and -1 px in y per frame
@@ -217,9 +216,7 @@ def test_errors_name_the_path_and_fix(store: Path, tmp_path: Path) -> None:
     old = tmp_path / "old.zarr"
     with StoreWriter(old, "unit") as writer:
         writer.write_sequence("train", "s0", translating_sequence(0), sequence_attrs(T))
-    meta = json.loads((old / "zarr.json").read_text())
-    meta["attributes"]["format_version"] = 1  # older than any version read (2: SHA-256 checksums, read)
-    (old / "zarr.json").write_text(json.dumps(meta))
+    edit_attrs(old, format_version=1)  # older than any version read (2: SHA-256 checksums, read)
     with pytest.raises(StoreError, match="rebuild it") as e:
         CodingPriorDataset(old, "train")
     assert str(old) in _one_line(e)

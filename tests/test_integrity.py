@@ -21,7 +21,7 @@ from cpgd_bench.store.locks import FileLock, is_held
 from cpgd_bench.store.reader import DamagedDataError, open_root, read_frames
 from cpgd_bench.store.schema import ARRAYS, FRAMES_PER_SHARD
 
-from .test_store_util import random_sequence, sequence_attrs, write_store
+from .test_store_util import edit_attrs, random_sequence, sequence_attrs, write_store
 
 T, H, W = 20, 40, 52
 
@@ -136,9 +136,7 @@ def test_verify_sees_unknown_entries_unindexed_groups_and_bad_attributes(store: 
     (store / "notes.txt").write_text("x")
     shutil.copytree(store / "test" / "a", store / "test" / "a2")  # a group no index lists
     (store / "train" / "c" / "extra").mkdir()
-    meta = json.loads((store / "train" / "c" / "zarr.json").read_text())
-    meta["attributes"]["fps"] = "abc"
-    (store / "train" / "c" / "zarr.json").write_text(json.dumps(meta))
+    edit_attrs(store / "train" / "c", fps="abc")
     shutil.rmtree(store / "test" / "b" / "qp")
     problems = "\n".join(verify_store(store).problems)
     assert "test/stray: unknown or unreadable sequence" in problems

@@ -23,6 +23,7 @@ from cpgd_bench.sources import SourceError, get_source
 from cpgd_bench.store import StoreError, open_store
 
 from .codec_clips import require_codec
+from .test_store_util import edit_attrs
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_STORE = REPO / "data" / "stores" / "realclips.zarr"
@@ -153,9 +154,7 @@ def test_quality_command_writes_table_csv_json_and_store_attrs(tmp_path: Path) -
     assert recorded["flow"] == "composed" and set(recorded["test/bikes"]) == {"prev", "next"}
     for group in (store, *(store / "test").iterdir()):  # a store of format 2 (SHA-256 checksums) gets its summary too
         if group.is_dir():
-            meta = json.loads((group / "zarr.json").read_text())
-            meta["attributes"]["format_version"] = 2
-            (group / "zarr.json").write_text(json.dumps(meta))
+            edit_attrs(group, format_version=2)
     again = runner.invoke(main, ["dataset", "quality", str(store), "--split", "test", "--flow", "scaled"])
     assert again.exit_code == 0, again.output
     assert zarr.open_group(str(store), mode="r").attrs["prior_quality"]["flow"] == "scaled"

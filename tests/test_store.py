@@ -22,7 +22,7 @@ from cpgd_bench.store import FORMAT_VERSION, StoreError, StoreWriter, export_h5,
 from cpgd_bench.store.locks import is_held
 from cpgd_bench.store.schema import FRAMES_PER_SHARD
 
-from .test_store_util import random_sequence, sequence_attrs, write_store
+from .test_store_util import edit_attrs, random_sequence, sequence_attrs, write_store
 
 
 @pytest.fixture
@@ -136,9 +136,7 @@ def test_missing_store_wrong_split_and_old_format(store: tuple[Path, dict], tmp_
     _one_line(str(e.value))
     with pytest.raises(StoreError, match=r"has no split 'val' \(splits: test, train\)"):
         open_store(path).sequences("val")
-    meta = json.loads((path / "zarr.json").read_text())
-    meta["attributes"]["format_version"] = 1  # before the CRC-32C per chunk: not read
-    (path / "zarr.json").write_text(json.dumps(meta))
+    edit_attrs(path, format_version=1)  # before the CRC-32C per chunk: not read
     with pytest.raises(StoreError, match=r"format version 1, this cpgd-bench reads versions \[2, 3\]; rebuild it") as e:
         open_store(path)
     _one_line(str(e.value))
@@ -150,20 +148,14 @@ def test_missing_store_wrong_split_and_old_format(store: tuple[Path, dict], tmp_
     _one_line(result.output.strip())
 
 
-def _edit_attrs(directory: Path, **attrs: object) -> None:
-    meta = json.loads((directory / "zarr.json").read_text())
-    meta["attributes"].update(attrs)
-    (directory / "zarr.json").write_text(json.dumps(meta))
-
-
 def test_version_2_store_is_read_and_verified_with_sha256(store: tuple[Path, dict]) -> None:
     """A store written before BLAKE3 (format 2: SHA-256 per array) is read and verified with its own checksum,
     and gets no new sequences."""
     path, seqs = store
-    _edit_attrs(path, format_version=2)
+    edit_attrs(path, format_version=2)
     for (split, name), arrays in seqs.items():
         sums = {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in arrays.items()}
-        _edit_attrs(path / split / name, format_version=2, checksums=sums)
+        edit_attrs(path / split / name, format_version=2, checksums=sums)
     assert verify_store(path).ok
     np.testing.assert_array_equal(open_store(path).group("test", "c")["mv"][...], seqs[("test", "c")]["mv"])
     with pytest.raises(StoreError, match=r"format version 2: this cpgd-bench reads it but adds sequences only to "
@@ -171,10 +163,10 @@ def test_version_2_store_is_read_and_verified_with_sha256(store: tuple[Path, dic
         StoreWriter(path, "unit")
     _one_line(str(e.value))
     sums = {k: blake3.blake3(v.tobytes()).hexdigest() for k, v in seqs[("train", "a")].items()}
-    _edit_attrs(path / "train" / "a", checksums=sums)  # version 3's checksums in a version 2 store: all wrong
+    edit_attrs(path / "train" / "a", checksums=sums)  # version 3's checksums in a version 2 store: all wrong
     problems = verify_store(path).problems
     assert len(problems) == len(sums) and all(p.startswith("train/a/") and "checksum mismatch" in p for p in problems)
-    _edit_attrs(path / "train" / "b", format_version=3)
+    edit_attrs(path / "train" / "b", format_version=3)
     assert "train/b: format version 3, the store's is 2" in verify_store(path).problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,13 @@ def write_store(path: Path, sequences: dict[tuple[str, str], dict[str, np.ndarra
         for (split, name), arrays in sequences.items():
             writer.write_sequence(split, name, arrays, sequence_attrs(len(arrays["decoded"])))
     return path
+
+
+def edit_attrs(group: Path, **attrs: object) -> None:
+    """Change attributes of the Zarr group at ``group`` in its ``zarr.json`` (as a hostile user or old build would)."""
+    meta = json.loads((group / "zarr.json").read_text())
+    meta["attributes"].update(attrs)
+    (group / "zarr.json").write_text(json.dumps(meta))
 
 
 def test_random_sequence_is_deterministic() -> None:
