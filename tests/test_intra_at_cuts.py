@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cpgd_bench.codec import load_profile
+from cpgd_bench.codec import CodecError, load_profile
 from cpgd_bench.codec.encode import StreamingEncoder, segment_bounds
 from cpgd_bench.codec.priors import coded_stream
 
 from .codec_clips import require_codec, translating_clip
 
 CUT = 20
+encode_module = importlib.import_module("cpgd_bench.codec.encode")  # the module (the package exports the function)
 
 
 def _two_scenes() -> np.ndarray:
@@ -64,3 +67,34 @@ def test_stopping_a_segmented_encoder_leaves_no_process(tmp_path: Path) -> None:
     encoder.stop()
     assert encoder._procs and all(p.returncode is not None for p in encoder._procs)
     assert not encoder._feeder.is_alive()
+
+
+def _first_segment_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the first segment's encoder read its frames and exit 0 without output (as VVenC did with GOPSize 16)."""
+    real, calls = encode_module._command, []
+
+    def command(*args: object) -> list[str]:
+        calls.append(args)
+        silent = [sys.executable, "-c", "import sys; sys.stdin.buffer.read()"]
+        return silent[:-1] if len(calls) == 1 else real(*args)   # the caller appends the output argument
+
+    monkeypatch.setattr(encode_module, "_command", command)
+
+
+@pytest.mark.codec
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_segment_the_encoder_drops_fails_in_one_line(
+    streaming: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_codec()
+    _first_segment_dropped(monkeypatch)
+    frames, profile = _two_scenes(), load_profile("ra-cuts-qp32")
+    with pytest.raises(CodecError) as error:
+        if streaming:
+            with coded_stream(frames, profile, tmp_path, "x", cuts=[CUT], block=len(frames)) as stream:
+                list(stream)
+        else:
+            encode_module.encode(frames, profile, tmp_path / "x.266", cuts=[CUT])
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"wrote no bitstream for frames 0-{CUT - 1} of x.266" in message and "another --profile" in message

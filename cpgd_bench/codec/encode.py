@@ -102,6 +102,12 @@ def _failure(out: Path, stderr: bytes, encoder: str) -> CodecError:
     return CodecError(f"{encoder} encoding of {out.name} failed: {first}")
 
 
+def _no_output(out: Path, encoder: str, start: int, end: int) -> CodecError:
+    """An encoder that exited 0 but wrote nothing for frames ``[start, end)`` (seen: VVenC, GOPSize 16)."""
+    return CodecError(f"{encoder} wrote no bitstream for frames {start}-{end - 1} of {out.name} and exited without "
+                      "an error (the encoder dropped them); code the sequence with another --profile")
+
+
 def segment_bounds(n: int, cuts: Sequence[int] = ()) -> list[tuple[int, int]]:
     """``[start, end)`` of the independently coded segments of ``n`` frames: a new one starts at each cut."""
     starts = [0, *sorted({int(c) for c in cuts if 0 < c < n})]
@@ -114,16 +120,17 @@ def encode(frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30
 
     ``cuts``: frames that start a new, independently coded segment (an intra picture, no reference across it).
     """
-    segments = [(frames[a:b], _command(frames[a:b], profile, fps, threads, out) + ["pipe:1"])
-                for a, b in segment_bounds(len(frames), cuts)]  # fmt: skip
+    bounds = segment_bounds(len(frames), cuts)
+    commands = [_command(frames[a:b], profile, fps, threads, out) + ["pipe:1"] for a, b in bounds]
     with open(out, "wb") as f:
-        for part, cmd in segments:
-            data = b"".join(yuv420p10_frames(part, profile.bit_depth))
+        for (a, b), cmd in zip(bounds, commands, strict=True):
+            data = b"".join(yuv420p10_frames(frames[a:b], profile.bit_depth))
             proc = subprocess.run(cmd, input=data, capture_output=True)
             if proc.returncode or not proc.stdout:
                 f.close()
                 out.unlink()
-                raise _failure(out, proc.stderr, profile.spec.encoder_name)
+                name = profile.spec.encoder_name
+                raise _failure(out, proc.stderr, name) if proc.returncode else _no_output(out, name, a, b)
             f.write(proc.stdout)
     return out
 
@@ -147,8 +154,10 @@ class StreamingEncoder:
 
     def __init__(self, frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0,
                  threads: int = 0, cuts: Sequence[int] = ()) -> None:  # fmt: skip
+        self._bounds = segment_bounds(len(frames), cuts)
         self._segments = [(frames[a:b], _command(frames[a:b], profile, fps, threads, out) + ["pipe:1"])
-                          for a, b in segment_bounds(len(frames), cuts)]  # fmt: skip
+                          for a, b in self._bounds]  # fmt: skip
+        self._written: list[int] = []                  # bitstream bytes relayed per segment
         self.out, self._encoder, self._bit_depth = out, profile.spec.encoder_name, profile.bit_depth
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         self._procs: list[subprocess.Popen] = []       # the encoders started so far
@@ -192,7 +201,9 @@ class StreamingEncoder:
         try:
             with open(self.out, "wb") as file:
                 while (proc := self._outputs.get()) is not None:
+                    self._written.append(0)
                     while chunk := proc.stdout.read1(RELAY_BYTES):
+                        self._written[-1] += len(chunk)
                         file.write(chunk)
                         if live:
                             try:
@@ -216,7 +227,8 @@ class StreamingEncoder:
                 or not self.out.exists() or self.out.stat().st_size == 0:
             self._stderr.seek(0)
             return _failure(self.out, self._stderr.read(), self._encoder)
-        return None
+        empty = [bounds for bounds, written in zip(self._bounds, self._written, strict=False) if not written]
+        return _no_output(self.out, self._encoder, *empty[0]) if empty else None
 
     def finish(self) -> None:
         """Wait for the encoder to end; raises CodecError if it failed."""
