@@ -65,11 +65,13 @@ class Pair(NamedTuple):
     cpu_ratio: float    # median per-round CPU-time ratio
     cpu_ratio_min: float
     cpu_ratio_max: float
+    packing_bound: float  # median per-round (second's CPU time / usable cores) / first's wall time
 
     def summary(self) -> dict:
         return {"ratio": round(self.ratio, 3), "range": [round(self.ratio_min, 3), round(self.ratio_max, 3)],
                 "cpu_ratio": round(self.cpu_ratio, 3),
                 "cpu_range": [round(self.cpu_ratio_min, 3), round(self.cpu_ratio_max, 3)],
+                "packing_bound": round(self.packing_bound, 3),
                 "first_s": round(self.first, 3), "second_s": round(self.second, 3)}
 
 
@@ -80,7 +82,8 @@ def _cpu_seconds() -> float:
 
 def _time_pair(first: Callable[[], object], second: Callable[[], object], repeats: int, inner: int = 2) -> Pair:
     """Time ``first`` and ``second`` alternately, ``inner`` calls per timing and ``repeats`` rounds: drift of a
-    shared machine hits both alike, and the per-round ratio cancels it."""
+    shared machine hits both alike, and the per-round ratio cancels it. ``packing_bound``: the smallest wall ratio
+    these cores allow for ``second``'s CPU time (every core busy with it from start to end)."""
     wall: tuple[list[float], list[float]] = ([], [])
     cpu: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
@@ -92,8 +95,11 @@ def _time_pair(first: Callable[[], object], second: Callable[[], object], repeat
             c.append((_cpu_seconds() - c0) / inner)
     ratios = [b / a for a, b in zip(*wall, strict=True)]
     cpu_ratios = [b / a for a, b in zip(*cpu, strict=True)]
+    cores = len(os.sched_getaffinity(0))
+    bounds = [c / cores / w for w, c in zip(wall[0], cpu[1], strict=True)]
     return Pair(statistics.median(wall[0]), statistics.median(wall[1]), statistics.median(ratios),
-                min(ratios), max(ratios), statistics.median(cpu_ratios), min(cpu_ratios), max(cpu_ratios))  # fmt: skip
+                min(ratios), max(ratios), statistics.median(cpu_ratios), min(cpu_ratios), max(cpu_ratios),
+                statistics.median(bounds))  # fmt: skip
 
 
 #: One core of load: copy 32 MB arrays (memory bandwidth) and do float arithmetic, until killed or orphaned.
