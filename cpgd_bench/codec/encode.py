@@ -114,16 +114,22 @@ def segment_bounds(n: int, cuts: Sequence[int] = ()) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], n], strict=True))
 
 
+def _segment_commands(frames: np.ndarray, profile: CodecProfile, fps: float, threads: int, out: Path,
+                      cuts: Sequence[int]) -> list[tuple[int, int, list[str]]]:  # fmt: skip
+    """``(start, end, FFmpeg arguments)`` of each independently coded segment, its bitstream to stdout."""
+    return [(a, b, _command(frames[a:b], profile, fps, threads, out) + ["pipe:1"])
+            for a, b in segment_bounds(len(frames), cuts)]  # fmt: skip
+
+
 def encode(frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0, threads: int = 0,
            cuts: Sequence[int] = ()) -> Path:  # fmt: skip
     """Encode uint8 RGB frames (T, H, W, 3), H and W multiples of 8, to a raw bitstream `out` of the profile's codec.
 
     ``cuts``: frames that start a new, independently coded segment (an intra picture, no reference across it).
     """
-    bounds = segment_bounds(len(frames), cuts)
-    commands = [_command(frames[a:b], profile, fps, threads, out) + ["pipe:1"] for a, b in bounds]
+    segments = _segment_commands(frames, profile, fps, threads, out, cuts)
     with open(out, "wb") as f:
-        for (a, b), cmd in zip(bounds, commands, strict=True):
+        for a, b, cmd in segments:
             data = b"".join(yuv420p10_frames(frames[a:b], profile.bit_depth))
             proc = subprocess.run(cmd, input=data, capture_output=True)
             if proc.returncode or not proc.stdout:
@@ -154,9 +160,8 @@ class StreamingEncoder:
 
     def __init__(self, frames: np.ndarray, profile: CodecProfile, out: Path, fps: float = 30.0,
                  threads: int = 0, cuts: Sequence[int] = ()) -> None:  # fmt: skip
-        self._bounds = segment_bounds(len(frames), cuts)
-        self._segments = [(frames[a:b], _command(frames[a:b], profile, fps, threads, out) + ["pipe:1"])
-                          for a, b in self._bounds]  # fmt: skip
+        self._frames = frames
+        self._segments = _segment_commands(frames, profile, fps, threads, out, cuts)
         self._written: list[int] = []                  # bitstream bytes relayed per segment
         self.out, self._encoder, self._bit_depth = out, profile.spec.encoder_name, profile.bit_depth
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
@@ -172,7 +177,7 @@ class StreamingEncoder:
 
     def _feed(self) -> None:
         try:
-            for frames, cmd in self._segments:
+            for a, b, cmd in self._segments:
                 with self._lock:
                     if self._stopping:
                         return
@@ -180,7 +185,7 @@ class StreamingEncoder:
                     self._procs.append(proc)
                 self._outputs.put(proc)
                 with contextlib.suppress(BrokenPipeError):  # the encoder stopped early: its exit status says why
-                    for data in yuv420p10_frames(frames, self._bit_depth):
+                    for data in yuv420p10_frames(self._frames[a:b], self._bit_depth):
                         proc.stdin.write(data)
                 with contextlib.suppress(BrokenPipeError):
                     proc.stdin.close()
@@ -227,7 +232,7 @@ class StreamingEncoder:
                 or not self.out.exists() or self.out.stat().st_size == 0:
             self._stderr.seek(0)
             return _failure(self.out, self._stderr.read(), self._encoder)
-        empty = [bounds for bounds, written in zip(self._bounds, self._written, strict=False) if not written]
+        empty = [(a, b) for (a, b, _), written in zip(self._segments, self._written, strict=False) if not written]
         return _no_output(self.out, self._encoder, *empty[0]) if empty else None
 
     def finish(self) -> None:
