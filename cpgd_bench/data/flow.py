@@ -67,7 +67,9 @@ there got 2.2 grey levels worse than zero motion). Measured for issue 15 on the 
 (1 / (1 + (E / E0)^2), E0 = 4, 10, 25); splitting a projected block over the (up to) four blocks it
 overlaps (bilinear weights); projected rule-1 candidates at weight 0.5 or 2; filling with the
 neighbour of least or largest motion (-0.007 to -0.016), or at radius 1, 3 or 4; repeated fills
-instead of rule 5; ``COMPOSED_WEIGHT`` 0.35 or 0.7; ``MIN_LINK`` 0.02.
+instead of rule 5; ``COMPOSED_WEIGHT`` 0.35 or 0.7; ``MIN_LINK`` 0.02; other frames' MVs whose reference span
+covers t and u, moved onto t at constant velocity (for empty blocks, or beside the candidates); interpolation
+between the centroids of regions of equal block flow (better end-point error against DIS, worse warp error).
 Earlier, for ``"composed-v1"``: residual-based unreliability marks, smoothing, multi-step chaining
 through computed flows, averaging both lists of symmetric bi-predicted blocks, bilinear projection.
 
