@@ -42,6 +42,12 @@ def test_structures_match_across_codecs() -> None:
                 assert int(profile.params["bframes"]) == 0
 
 
+def test_vvc_profiles_pin_the_perceptual_qp_adaptation() -> None:
+    """FFmpeg's libvvenc wrapper turns VVenC's QPA on by default (-qpa); a profile must not depend on that default."""
+    for name in profile_names("vvc"):
+        assert load_profile(name).params.get("PerceptQPA") in (0, 1), name
+
+
 def test_codec_and_profile_must_agree() -> None:
     with pytest.raises(CodecError, match=r"^codec profile 'ra-qp32' is a vvc profile, not hevc; choose one of: hevc-"):
         load_profile("ra-qp32", "hevc")
