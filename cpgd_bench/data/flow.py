@@ -69,7 +69,8 @@ overlaps (bilinear weights); projected rule-1 candidates at weight 0.5 or 2; fil
 neighbour of least or largest motion (-0.007 to -0.016), or at radius 1, 3 or 4; repeated fills
 instead of rule 5; ``COMPOSED_WEIGHT`` 0.35 or 0.7; ``MIN_LINK`` 0.02; other frames' MVs whose reference span
 covers t and u, moved onto t at constant velocity (for empty blocks, or beside the candidates); interpolation
-between the centroids of regions of equal block flow (better end-point error against DIS, worse warp error).
+between the centroids of regions of equal block flow (better end-point error against DIS, worse warp error);
+rule 1's inverse MVs gathered (a fixed point of q + mv(q) = p) instead of scattered, or only where none lands.
 Earlier, for ``"composed-v1"``: residual-based unreliability marks, smoothing, multi-step chaining
 through computed flows, averaging both lists of symmetric bi-predicted blocks, bilinear projection.
 
