@@ -70,7 +70,9 @@ neighbour of least or largest motion (-0.007 to -0.016), or at radius 1, 3 or 4;
 instead of rule 5; ``COMPOSED_WEIGHT`` 0.35 or 0.7; ``MIN_LINK`` 0.02; other frames' MVs whose reference span
 covers t and u, moved onto t at constant velocity (for empty blocks, or beside the candidates); interpolation
 between the centroids of regions of equal block flow (better end-point error against DIS, worse warp error);
-rule 1's inverse MVs gathered (a fixed point of q + mv(q) = p) instead of scattered, or only where none lands.
+rule 1's inverse MVs gathered (a fixed point of q + mv(q) = p) instead of scattered, or only where none lands;
+weights for rules 2-3 that depend on whether the rule-1 candidate is t's own MV or u's moved one, or moved
+candidates at weight 0.5 / 1.5.
 Earlier, for ``"composed-v1"``: residual-based unreliability marks, smoothing, multi-step chaining
 through computed flows, averaging both lists of symmetric bi-predicted blocks, bilinear projection.
 
